@@ -1,0 +1,148 @@
+package detectors
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cdrguard/cdrguard/schemas"
+)
+
+// Window is one sliding window size and how finely it slides.
+type Window struct {
+	// Size is the window's length. Rules name windows by it ("1h").
+	Size time.Duration
+	// Buckets is how many buckets the window is made of: the window
+	// slides one bucket (Size/Buckets) at a time.
+	Buckets int
+}
+
+// Config tunes an Engine. The zero value of a field means its default.
+type Config struct {
+	// Windows are the sliding window sizes rules may use. Default 5 min
+	// (10 buckets), 1 h (12 buckets) and 24 h (24 buckets).
+	Windows []Window
+	// Lateness is how far behind the latest start time a record may arrive
+	// and still count as on time. Default 10 minutes.
+	Lateness time.Duration
+	// ShortCallS is the talk time under which an answered call counts as
+	// short (unanswered calls are always short). Default 10 s.
+	ShortCallS int
+	// Kinds are the subject kinds this engine keeps windows for. Default
+	// all. A streaming deployment runs callers and sources in separate
+	// engines (sources are re-keyed through their own topic).
+	Kinds []schemas.SubjectKind
+	// DetailCalls is the gate between the compact state every key has and
+	// the detailed windows of a busy key: a caller, trunk or address gets
+	// detailed windows once it makes this many calls in the current and
+	// previous half hour (a caller also when it calls a callee again after
+	// a short call, an IMEI or IMSI when it shows a second caller ID).
+	// Its calls before that are summarised by the last two. Default 8.
+	DetailCalls int
+	// ExactPeers is how many distinct callees (or caller IDs) a key counts
+	// exactly before it switches to a fixed-size estimate. Default 4096.
+	ExactPeers int
+	// SketchSlots is the size of that estimate (linear counting with
+	// last-seen times). Default 8192; must be a power of two.
+	SketchSlots int
+	// Aggregates turns on per-caller and network aggregates (Output's
+	// CallerMinutes, CallerDays, NetworkMinutes).
+	Aggregates bool
+	// CallerFloor is the number of calls in a UTC day from which a caller
+	// gets aggregate rows. Default 20.
+	CallerFloor int
+	// ExternalWatermark makes the watermark the caller's to set (Advance)
+	// instead of the latest start time seen minus the lateness: a source
+	// engine fed by many input partitions advances to the least of their
+	// watermarks.
+	ExternalWatermark bool
+}
+
+// Defaults used for zero Config fields.
+var (
+	DefaultWindows = []Window{{5 * time.Minute, 10}, {time.Hour, 12}, {24 * time.Hour, 24}}
+)
+
+const (
+	defaultLateness    = 10 * time.Minute
+	defaultShortCallS  = 10
+	defaultDetailCalls = 8
+	defaultExactPeers  = 4096
+	defaultSketchSlots = 8192
+	defaultCallerFloor = 20
+)
+
+// withDefaults returns cfg with zero fields set to their defaults.
+func (cfg Config) withDefaults() Config {
+	if len(cfg.Windows) == 0 {
+		cfg.Windows = DefaultWindows
+	}
+	cfg.Windows = slices.Clone(cfg.Windows)
+	if cfg.Lateness == 0 {
+		cfg.Lateness = defaultLateness
+	}
+	if cfg.ShortCallS == 0 {
+		cfg.ShortCallS = defaultShortCallS
+	}
+	if len(cfg.Kinds) == 0 {
+		for k := range schemas.NumSubjectKinds {
+			cfg.Kinds = append(cfg.Kinds, k)
+		}
+	}
+	if cfg.DetailCalls == 0 {
+		cfg.DetailCalls = defaultDetailCalls
+	}
+	if cfg.ExactPeers == 0 {
+		cfg.ExactPeers = defaultExactPeers
+	}
+	if cfg.SketchSlots == 0 {
+		cfg.SketchSlots = defaultSketchSlots
+	}
+	if cfg.CallerFloor == 0 {
+		cfg.CallerFloor = defaultCallerFloor
+	}
+	return cfg
+}
+
+// Validate checks cfg after defaults are applied; messages name the field
+// and the bad value.
+func (cfg Config) Validate() error {
+	cfg = cfg.withDefaults()
+	for i, w := range cfg.Windows {
+		switch {
+		case w.Size < time.Minute || w.Size > 7*24*time.Hour:
+			return fmt.Errorf("windows[%d].size %v must be between 1m and 168h", i, w.Size)
+		case w.Size%time.Second != 0:
+			return fmt.Errorf("windows[%d].size %v must be whole seconds", i, w.Size)
+		case w.Buckets < 1 || w.Buckets > 1440:
+			return fmt.Errorf("windows[%d].buckets %d must be between 1 and 1440", i, w.Buckets)
+		case (w.Size/time.Second)%time.Duration(w.Buckets) != 0:
+			return fmt.Errorf("windows[%d]: size %v is not a whole number of seconds per bucket with %d buckets", i, w.Size, w.Buckets)
+		}
+		for j := range i {
+			if cfg.Windows[j].Size == w.Size {
+				return fmt.Errorf("windows[%d].size %v is listed twice", i, w.Size)
+			}
+		}
+	}
+	switch {
+	case cfg.Lateness < 0 || cfg.Lateness > 24*time.Hour:
+		return fmt.Errorf("lateness %v must be between 0 and 24h", cfg.Lateness)
+	case cfg.ShortCallS < 1 || cfg.ShortCallS > 3600:
+		return fmt.Errorf("short_call_s %d must be between 1 and 3600", cfg.ShortCallS)
+	case cfg.DetailCalls < 2 || cfg.DetailCalls > 1000:
+		return fmt.Errorf("detail_calls %d must be between 2 and 1000", cfg.DetailCalls)
+	case cfg.ExactPeers < 16 || cfg.ExactPeers > 1<<20:
+		return fmt.Errorf("exact_peers %d must be between 16 and 1048576", cfg.ExactPeers)
+	case cfg.SketchSlots < 256 || cfg.SketchSlots > 1<<20 || cfg.SketchSlots&(cfg.SketchSlots-1) != 0:
+		return fmt.Errorf("sketch_slots %d must be a power of two between 256 and 1048576", cfg.SketchSlots)
+	case cfg.CallerFloor < 1:
+		return fmt.Errorf("caller_floor %d must be at least 1", cfg.CallerFloor)
+	}
+	for _, k := range cfg.Kinds {
+		if k >= schemas.NumSubjectKinds {
+			return fmt.Errorf("kinds: unknown subject kind %d", k)
+		}
+	}
+	return nil
+}
