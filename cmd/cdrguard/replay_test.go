@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cdrguard/cdrguard/pipeline/synth"
+	"github.com/cdrguard/cdrguard/schemas"
+)
+
+const rulesFile = "../../deploy/rules.yaml"
+
+// cli runs the command line and returns its exit code, stdout and stderr.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func readJSONLines[T any](t *testing.T, path string) []T {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []T
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func readCDRs(t *testing.T, path string) []schemas.CDR {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec, err := schemas.NewDecoder("jsonl", f, schemas.DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []schemas.CDR
+	var c schemas.CDR
+	for {
+		if err := dec.Decode(&c); err != nil {
+			if err.Error() == "EOF" {
+				return out
+			}
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, c.Clone())
+	}
+}
+
+// TestReplayOfGeneratedDayAgainstTruth backtests the default rules on a
+// generated carrier day, the way a fraud team would before switching them
+// on, and holds them to the figures the team asks for.
+func TestReplayOfGeneratedDayAgainstTruth(t *testing.T) {
+	dir := t.TempDir()
+	day := filepath.Join(dir, "day.jsonl")
+	alertsPath := filepath.Join(dir, "alerts.jsonl")
+	if code, _, stderr := cli(t, "gen", "--seed", "42", "--out", day); code != 0 {
+		t.Fatalf("gen exited %d: %s", code, stderr)
+	}
+	code, stdout, stderr := cli(t, "replay", "--rules", rulesFile, "--out", alertsPath, day)
+	if code != 0 {
+		t.Fatalf("replay exited %d: %s", code, stderr)
+	}
+	if stdout != "" {
+		t.Fatalf("replay with --out wrote to stdout: %.200s", stdout)
+	}
+	for _, want := range []string{"records read:", "alerts:", "call_shop_agent", "top subjects"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stderr)
+		}
+	}
+
+	labels := readJSONLines[synth.Label](t, day+".labels.jsonl")
+	alerts := readJSONLines[schemas.Alert](t, alertsPath)
+	rep := synth.Evaluate(labels, readCDRs(t, day), alerts)
+	var report bytes.Buffer
+	rep.Print(&report)
+	t.Logf("\n%s", report.String())
+
+	if rep.Precision < 0.99 {
+		t.Errorf("caller-level precision %.4f, want >= 0.99", rep.Precision)
+	}
+	if rep.Recall < 0.98 {
+		t.Errorf("caller-level recall %.4f, want >= 0.98", rep.Recall)
+	}
+	for _, c := range []synth.Class{synth.Courier, synth.Switchboard, synth.CallCentre, synth.BulkNotifier} {
+		if n := len(rep.LegitFlagged[c]); n > 0 {
+			t.Errorf("%d %s numbers flagged, e.g. %s", n, c, rep.LegitFlagged[c][0])
+		}
+	}
+	if rep.SparedRatio < 0.93 {
+		t.Errorf("only %.2f%% of robo-dialers' calls came after their first alert, want >= 93%%", 100*rep.SparedRatio)
+	}
+	pools := 0
+	for _, s := range rep.Sources {
+		if s.Class == synth.AIPool && s.Kind == "trunk" {
+			pools++
+			if !s.Flagged {
+				t.Errorf("AI-pool trunk %s not flagged", s.Subject)
+			}
+		}
+		if !s.Robo && s.Flagged {
+			t.Errorf("legitimate source %s %s (%s) flagged", s.Kind, s.Subject, s.Class)
+		}
+	}
+	if pools == 0 {
+		t.Error("the generated day has no AI-pool trunk")
+	}
+	seen := map[string]bool{}
+	for _, a := range alerts {
+		if seen[a.AlertID] {
+			t.Errorf("alert ID %s raised twice", a.AlertID)
+		}
+		seen[a.AlertID] = true
+	}
+}
+
+func TestReplayCountsRejectsAndGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "mixed.jsonl")
+	good := `{"caller":"+15550100001","callee":"+15550100002","start_time":"2026-11-02T09:00:00Z","disposition":"answered","duration_s":30}`
+	lines := []string{good, `{"caller":"+15550100001",`, `{"callee":"+15550100002","start_time":"2026-11-02T09:00:00Z"}`,
+		`{"caller":"+15550100001","callee":"+15550100002","start_time":"9999-01-01T00:00:00Z"}`, good}
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := cli(t, "replay", "--rules", rulesFile, in)
+	if code != 0 {
+		t.Fatalf("replay exited %d: %s", code, stderr)
+	}
+	for _, want := range []string{"records read:   5 (3 rejected)", "malformed JSON", "field caller: missing", "field start_time", "line 3"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+func TestReplayFailsOnUnreadableInput(t *testing.T) {
+	code, _, stderr := cli(t, "replay", "--rules", rulesFile, filepath.Join(t.TempDir(), "missing.jsonl"))
+	if code == 0 || !strings.Contains(stderr, "cannot read input") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = cli(t, "replay", "--rules", "nope.yaml", "x")
+	if code == 0 || !strings.Contains(stderr, "cannot read rules file") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = cli(t, "replay", "--format", "xml", "--rules", rulesFile, rulesFile)
+	if code != 2 || !strings.Contains(stderr, `unknown format "xml"`) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestHelpForEachCommand(t *testing.T) {
+	for _, c := range commands() {
+		code, _, stderr := cli(t, c.name, "--help")
+		if c.name == "version" {
+			continue
+		}
+		if code != 0 || !strings.Contains(stderr, "Usage: cdrguard "+c.name) {
+			t.Errorf("%s --help: exit %d, %q", c.name, code, stderr)
+		}
+	}
+}
