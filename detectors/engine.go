@@ -112,7 +112,7 @@ func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
 		lateness: uint32(cfg.Lateness / time.Second),
 		shortS:   uint32(cfg.ShortCallS),
 	}
-	e.held = newReorder(e.lateness)
+	e.held = newReorder()
 	for _, w := range cfg.Windows {
 		s := uint32(w.Size / time.Second)
 		e.windows = append(e.windows, s)

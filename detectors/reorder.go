@@ -27,37 +27,48 @@ type held struct {
 
 // second holds the records that started in one second of event time.
 type second struct {
-	sec   uint32 // the second (event time); valid while recs is not empty
+	sec   uint32
 	recs  []held
 	arena []byte
 	// minTag is the smallest tag held here.
 	minTag int64
 }
 
-// reorder is a calendar queue of seconds covering [watermark, latest
-// start]: a ring indexed by second.
+// reorder is a calendar queue: the held records by second of start time,
+// and a min-heap of the seconds that hold any. With the engine's own
+// watermark the seconds held span the lateness; with an external one
+// (a source engine behind several input partitions) they span however far
+// the fastest input is ahead of the slowest.
 type reorder struct {
-	slots    []second
+	secs     map[uint32]*second
+	heap     []uint32 // min-heap of the keys of secs
+	free     []*second
 	released uint32 // seconds before this one have been released
 	n        int    // records held
 }
 
-func newReorder(lateness uint32) *reorder {
-	return &reorder{slots: make([]second, lateness+2)}
+func newReorder() *reorder {
+	return &reorder{secs: make(map[uint32]*second)}
 }
 
-// put holds c (copying what the engine needs). It returns false when c's
-// second is not in the queue's range (the caller runs c at once).
+// put holds c (copying what the engine needs). It returns false when c
+// started before the released point (the caller runs it at once: late).
 func (r *reorder) put(c *schemas.CDR, tag int64, quiet bool) bool {
 	sec := toTS(c.StartMS)
-	s := &r.slots[sec%uint32(len(r.slots))]
-	if len(s.recs) > 0 && s.sec != sec || sec < r.released {
+	if sec < r.released {
 		return false
 	}
-	if len(s.recs) == 0 {
-		s.sec = sec
-		s.arena = s.arena[:0]
-		s.minTag = tag
+	s := r.secs[sec]
+	if s == nil {
+		if n := len(r.free); n > 0 {
+			s = r.free[n-1]
+			r.free = r.free[:n-1]
+		} else {
+			s = &second{}
+		}
+		s.sec, s.arena, s.minTag = sec, s.arena[:0], tag
+		r.secs[sec] = s
+		r.push(sec)
 	}
 	s.minTag = min(s.minTag, tag)
 	h := held{tag: tag, quiet: quiet, c: schemas.CDR{
@@ -84,7 +95,7 @@ func (s *second) keep(v string) string {
 		return ""
 	}
 	if cap(s.arena)-len(s.arena) < len(v) {
-		s.arena = make([]byte, 0, max(2*cap(s.arena), 4096, len(v)))
+		s.arena = make([]byte, 0, max(2*cap(s.arena), 1024, len(v)))
 	}
 	off := len(s.arena)
 	s.arena = append(s.arena, v...)
@@ -97,37 +108,59 @@ func (r *reorder) release(upto uint32, run func(h *held)) {
 	if upto <= r.released {
 		return
 	}
-	from := r.released
-	if upto-from > uint32(len(r.slots)) {
-		// A jump: visit the held seconds in order instead of every second.
-		var secs []uint32
-		for i := range r.slots {
-			if s := &r.slots[i]; len(s.recs) > 0 && s.sec < upto {
-				secs = append(secs, s.sec)
-			}
+	for len(r.heap) > 0 && r.heap[0] < upto {
+		sec := r.pop()
+		s := r.secs[sec]
+		delete(r.secs, sec)
+		slices.SortFunc(s.recs, compareHeld)
+		for i := range s.recs {
+			run(&s.recs[i])
 		}
-		slices.Sort(secs)
-		for _, sec := range secs {
-			r.releaseSecond(&r.slots[sec%uint32(len(r.slots))], run)
-		}
-	} else {
-		for sec := from; sec < upto; sec++ {
-			if s := &r.slots[sec%uint32(len(r.slots))]; len(s.recs) > 0 && s.sec == sec {
-				r.releaseSecond(s, run)
-			}
+		r.n -= len(s.recs)
+		clear(s.recs) // drop the string headers
+		s.recs = s.recs[:0]
+		if cap(s.arena) <= 64<<10 {
+			r.free = append(r.free, s)
 		}
 	}
 	r.released = upto
 }
 
-func (r *reorder) releaseSecond(s *second, run func(h *held)) {
-	slices.SortFunc(s.recs, compareHeld)
-	for i := range s.recs {
-		run(&s.recs[i])
+func (r *reorder) push(sec uint32) {
+	r.heap = append(r.heap, sec)
+	i := len(r.heap) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if r.heap[parent] <= r.heap[i] {
+			break
+		}
+		r.heap[parent], r.heap[i] = r.heap[i], r.heap[parent]
+		i = parent
 	}
-	r.n -= len(s.recs)
-	clear(s.recs) // drop the string headers
-	s.recs = s.recs[:0]
+}
+
+func (r *reorder) pop() uint32 {
+	h := r.heap
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < len(h) && h[l] < h[m] {
+			m = l
+		}
+		if l+1 < len(h) && h[l+1] < h[m] {
+			m = l + 1
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	r.heap = h
+	return top
 }
 
 // compareHeld orders records by start time, then by their content, so that
@@ -155,8 +188,8 @@ func (r *reorder) minTag() (int64, bool) {
 	}
 	first := true
 	var m int64
-	for i := range r.slots {
-		if s := &r.slots[i]; len(s.recs) > 0 && (first || s.minTag < m) {
+	for _, s := range r.secs {
+		if first || s.minTag < m {
 			m, first = s.minTag, false
 		}
 	}
