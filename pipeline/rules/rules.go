@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,14 @@ type Set struct {
 	Allowlist *detectors.Allowlist
 	// Source is where the set came from (a path), for messages.
 	Source string
+
+	numbers, prefixes, sources []string
+}
+
+// AllowlistEntries returns the allowlist as the file lists it: exact
+// numbers, number prefixes and source identifiers.
+func (s *Set) AllowlistEntries() (numbers, prefixes, sources []string) {
+	return slices.Clone(s.numbers), slices.Clone(s.prefixes), slices.Clone(s.sources)
 }
 
 // file is the YAML layout of a rules file.
@@ -95,6 +104,7 @@ func Parse(data []byte, source string) (*Set, error) {
 		}
 	}
 	set.Allowlist = detectors.NewAllowlist(f.Allowlist.Numbers, f.Allowlist.Prefixes, f.Allowlist.Sources)
+	set.numbers, set.prefixes, set.sources = f.Allowlist.Numbers, f.Allowlist.Prefixes, f.Allowlist.Sources
 	seen := map[string]int{}
 	for i := range f.Rules {
 		node := &f.Rules[i]
