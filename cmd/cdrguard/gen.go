@@ -7,7 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 
 	"github.com/cdrguard/cdrguard/pipeline/synth"
 	"github.com/cdrguard/cdrguard/schemas"
@@ -21,6 +26,10 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	outPath := fs.String("out", "", "write CDRs (JSON lines) here instead of stdout")
 	labelsPath := fs.String("labels", "", "write ground-truth labels (JSON lines) here (default: OUT.labels.jsonl when --out is set)")
 	batch := fs.Int("batch-seconds", 30, "collectors' shipping period: records are shuffled within each batch")
+	brokers := fs.String("kafka-brokers", os.Getenv("CDRGUARD_KAFKA_BROKERS"), "produce into Kafka at these brokers instead of writing a file [$CDRGUARD_KAFKA_BROKERS]")
+	topic := fs.String("topic", envOr("CDRGUARD_TOPIC", "cdrs"), "with --kafka-brokers: the topic (keyed by caller) [$CDRGUARD_TOPIC]")
+	partitions := fs.Int("partitions", 6, "with --kafka-brokers: partitions of the topic when gen creates it")
+	rate := fs.Float64("rate", 0, "with --kafka-brokers: records per second (0: as fast as possible)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -32,6 +41,14 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: --scale %v must be in (0, 100]", errUsage, *scale)
 	}
 	gd := synth.Generate(synth.Config{Seed: *seed, Day: d, Scale: *scale, BatchSeconds: *batch})
+	if *brokers != "" {
+		if *labelsPath != "" {
+			if err := writeLabels(*labelsPath, gd.Labels); err != nil {
+				return err
+			}
+		}
+		return produce(ctx, stderr, strings.Split(*brokers, ","), *topic, *partitions, *rate, gd.Records)
+	}
 
 	out := stdout
 	if *outPath != "" {
@@ -98,4 +115,48 @@ func writeLabels(path string, labels []synth.Label) error {
 		return fmt.Errorf("cannot write labels: %w", err)
 	}
 	return f.Close()
+}
+
+// produce writes records into topic keyed by caller, in arrival order,
+// stamped with their end time (when a switch would have emitted them), at
+// rate records per second (0: as fast as possible).
+func produce(ctx context.Context, stderr io.Writer, brokers []string, topic string, partitions int, rate float64, recs []schemas.CDR) error {
+	kc, err := kafkaio.NewClient(kafkaio.Conn{Brokers: brokers, ClientID: "cdrguard-gen"})
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	if err := kc.EnsureTopics(ctx, kafkaio.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: -1}); err != nil {
+		return err
+	}
+	w := kc.NewWriter(nil)
+	defer w.Close()
+	const chunk = 2000
+	start := time.Now()
+	msgs := make([]kafka.Message, 0, chunk)
+	for i := 0; i < len(recs); i += chunk {
+		msgs = msgs[:0]
+		for j := i; j < min(i+chunk, len(recs)); j++ {
+			c := &recs[j]
+			msgs = append(msgs, kafka.Message{Key: []byte(c.Caller), Value: schemas.AppendJSON(nil, c),
+				Time: time.UnixMilli(max(c.EndMS, c.StartMS))})
+		}
+		for k := range msgs {
+			msgs[k].Topic = topic
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			return fmt.Errorf("cannot produce to %s: %w", topic, err)
+		}
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(i+len(msgs)) / rate * float64(time.Second)))
+			select {
+			case <-time.After(time.Until(due)):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	took := time.Since(start)
+	fmt.Fprintf(stderr, "produced %d records to %s in %.1fs (%.0f records/s)\n", len(recs), topic, took.Seconds(), float64(len(recs))/took.Seconds())
+	return nil
 }

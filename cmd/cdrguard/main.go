@@ -1,8 +1,10 @@
 // Command cdrguard catches robo-dialers in a carrier's call-detail
 // records. Subcommands:
 //
+//	cdrguard run      consume CDRs from Kafka, publish alerts (streaming)
 //	cdrguard replay   run CDR files through the detectors (backtesting)
 //	cdrguard gen      generate a synthetic carrier day with ground truth
+//	cdrguard migrate  create or upgrade the ClickHouse tables
 //	cdrguard schema   print the JSON Schema of CDRs or alerts
 //	cdrguard version  print the version
 //
@@ -31,8 +33,10 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "consume CDRs from Kafka and publish alerts (the streaming job)", runRun},
 		{"replay", "run CDR files through the detectors and print alerts (backtest rules)", runReplay},
 		{"gen", "generate a synthetic carrier day of CDRs with ground-truth labels", runGen},
+		{"migrate", "create or upgrade the ClickHouse tables", runMigrate},
 		{"schema", "print the JSON Schema of the canonical CDR or of alerts", runSchema},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "cdrguard", version)

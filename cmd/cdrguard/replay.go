@@ -322,10 +322,3 @@ func (r *replayer) summary(w io.Writer, took time.Duration, top int) {
 		fmt.Fprintf(w, "  %-28s score %8.1f  %d alerts: %s\n", k, s.score, s.alerts, strings.Join(s.rules, ", "))
 	}
 }
-
-// printJSON writes v as indented JSON.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}

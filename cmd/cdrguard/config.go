@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cdrguard/cdrguard/detectors"
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+)
+
+// runConfig is the file layout of `cdrguard run --config FILE`. Every
+// field is documented in the README with its default.
+type runConfig struct {
+	Kafka           kafkaConfig      `yaml:"kafka"`
+	Input           inputConfig      `yaml:"input"`
+	Detect          detectConfig     `yaml:"detect"`
+	ClickHouse      clickhouseConfig `yaml:"clickhouse"`
+	Metrics         metricsConfig    `yaml:"metrics"`
+	Log             logConfig        `yaml:"log"`
+	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
+}
+
+type kafkaConfig struct {
+	kafkaio.Conn      `yaml:",inline"`
+	Topic             string        `yaml:"topic"`
+	Group             string        `yaml:"group"`
+	AlertsTopic       string        `yaml:"alerts_topic"`
+	DLQTopic          string        `yaml:"dlq_topic"`
+	SourcesTopic      string        `yaml:"sources_topic"`
+	CreateTopics      bool          `yaml:"create_topics"`
+	ReplicationFactor int           `yaml:"replication_factor"`
+	CommitInterval    time.Duration `yaml:"commit_interval"`
+	SessionTimeout    time.Duration `yaml:"session_timeout"`
+	RebalanceTimeout  time.Duration `yaml:"rebalance_timeout"`
+	MaxInFlight       int           `yaml:"max_in_flight"`
+	MaxBatch          int           `yaml:"max_batch"`
+}
+
+type inputConfig struct {
+	CountryCode    string        `yaml:"country_code"`
+	NationalPrefix string        `yaml:"national_prefix"`
+	MaxRecordBytes int           `yaml:"max_record_bytes"`
+	MaxFuture      time.Duration `yaml:"max_future"`
+}
+
+type windowConfig struct {
+	Size    time.Duration `yaml:"size"`
+	Buckets int           `yaml:"buckets"`
+}
+
+type detectConfig struct {
+	Rules       string         `yaml:"rules"`
+	Lateness    time.Duration  `yaml:"lateness"`
+	ShortCallS  int            `yaml:"short_call_s"`
+	Windows     []windowConfig `yaml:"windows"`
+	DetailCalls int            `yaml:"detail_calls"`
+	ExactPeers  int            `yaml:"exact_peers"`
+	CallerFloor int            `yaml:"caller_floor"`
+	IdleRelease time.Duration  `yaml:"idle_release"`
+	Rebuild     bool           `yaml:"rebuild"`
+}
+
+type clickhouseConfig struct {
+	DSN                 string        `yaml:"dsn"`
+	Username            string        `yaml:"username"`
+	Password            string        `yaml:"password"`
+	PasswordFile        string        `yaml:"password_file"`
+	TLS                 bool          `yaml:"tls"`
+	CAFile              string        `yaml:"ca_file"`
+	InsecureSkipVerify  bool          `yaml:"insecure_skip_verify"`
+	Cluster             string        `yaml:"cluster"`
+	StoreCDRs           bool          `yaml:"store_cdrs"`
+	CDRRetentionDays    int           `yaml:"cdr_retention_days"`
+	PseudonymizeCallees bool          `yaml:"pseudonymize_callees"`
+	PseudonymKeyFile    string        `yaml:"pseudonym_key_file"`
+	MaxRows             int           `yaml:"max_rows"`
+	FlushInterval       time.Duration `yaml:"flush_interval"`
+	Migrate             bool          `yaml:"migrate"`
+}
+
+type metricsConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+type logConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// defaultRunConfig is what `cdrguard run` uses without a config file: a
+// local broker on 127.0.0.1:9092.
+func defaultRunConfig() runConfig {
+	return runConfig{
+		Kafka: kafkaConfig{
+			Conn:         kafkaio.Conn{Brokers: []string{"127.0.0.1:9092"}, ClientID: "cdrguard"},
+			Topic:        "cdrs",
+			Group:        "cdrguard",
+			AlertsTopic:  "cdr-alerts",
+			CreateTopics: true, ReplicationFactor: -1,
+			CommitInterval: time.Second, SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second,
+			MaxInFlight: 4, MaxBatch: 5000,
+		},
+		Input: inputConfig{NationalPrefix: "0", MaxRecordBytes: 1 << 20, MaxFuture: 24 * time.Hour},
+		Detect: detectConfig{
+			Rules: "deploy/rules.yaml", Lateness: 10 * time.Minute, ShortCallS: 10, DetailCalls: 8,
+			ExactPeers: 4096, CallerFloor: 20, IdleRelease: time.Minute, Rebuild: true,
+		},
+		ClickHouse:      clickhouseConfig{CDRRetentionDays: 30, MaxRows: 100000, FlushInterval: time.Second, Migrate: true},
+		Metrics:         metricsConfig{Listen: "127.0.0.1:9464"},
+		Log:             logConfig{Level: "info", Format: "json"},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// loadRunConfig reads a config file strictly (unknown keys are errors)
+// over the defaults.
+func loadRunConfig(path string) (runConfig, error) {
+	cfg := defaultRunConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("cannot read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// validate checks the settings; messages name the field and the value.
+func (c *runConfig) validate() error {
+	if err := c.Kafka.Conn.Validate(); err != nil {
+		return err
+	}
+	for field, v := range map[string]string{"kafka.topic": c.Kafka.Topic, "kafka.group": c.Kafka.Group, "kafka.alerts_topic": c.Kafka.AlertsTopic} {
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("%s is empty", field)
+		}
+	}
+	positive := []struct {
+		field string
+		v     time.Duration
+	}{{"kafka.commit_interval", c.Kafka.CommitInterval}, {"kafka.session_timeout", c.Kafka.SessionTimeout},
+		{"kafka.rebalance_timeout", c.Kafka.RebalanceTimeout}, {"input.max_future", c.Input.MaxFuture},
+		{"shutdown_timeout", c.ShutdownTimeout}}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return fmt.Errorf("%s %v must be positive", p.field, p.v)
+		}
+	}
+	switch {
+	case c.Kafka.MaxInFlight < 1 || c.Kafka.MaxInFlight > 1000:
+		return fmt.Errorf("kafka.max_in_flight %d must be between 1 and 1000", c.Kafka.MaxInFlight)
+	case c.Kafka.MaxBatch < 1 || c.Kafka.MaxBatch > 1_000_000:
+		return fmt.Errorf("kafka.max_batch %d must be between 1 and 1000000", c.Kafka.MaxBatch)
+	case c.Input.MaxRecordBytes < 1024 || c.Input.MaxRecordBytes > 64<<20:
+		return fmt.Errorf("input.max_record_bytes %d must be between 1024 and 67108864", c.Input.MaxRecordBytes)
+	case c.Input.CountryCode != "" && !isDigits(c.Input.CountryCode):
+		return fmt.Errorf("input.country_code %q must be digits (e.g. 44)", c.Input.CountryCode)
+	case c.Detect.Rules == "":
+		return errors.New("detect.rules is empty")
+	case c.ClickHouse.DSN == "" && (c.ClickHouse.StoreCDRs || c.ClickHouse.PseudonymizeCallees):
+		return errors.New("clickhouse.store_cdrs and clickhouse.pseudonymize_callees need clickhouse.dsn")
+	case c.ClickHouse.PseudonymizeCallees && c.ClickHouse.PseudonymKeyFile == "" && os.Getenv("CDRGUARD_PSEUDONYM_KEY") == "":
+		return errors.New("clickhouse.pseudonymize_callees needs clickhouse.pseudonym_key_file or $CDRGUARD_PSEUDONYM_KEY")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return fmt.Errorf("log.format %q is not json or console", c.Log.Format)
+	}
+	if err := c.detectorConfig().Validate(); err != nil {
+		return fmt.Errorf("detect: %w", err)
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// detectorConfig maps the detect section to the engine's configuration.
+func (c *runConfig) detectorConfig() detectors.Config {
+	dc := detectors.Config{
+		Lateness:    c.Detect.Lateness,
+		ShortCallS:  c.Detect.ShortCallS,
+		DetailCalls: c.Detect.DetailCalls,
+		ExactPeers:  c.Detect.ExactPeers,
+		CallerFloor: c.Detect.CallerFloor,
+	}
+	for _, w := range c.Detect.Windows {
+		dc.Windows = append(dc.Windows, detectors.Window{Size: w.Size, Buckets: w.Buckets})
+	}
+	return dc
+}

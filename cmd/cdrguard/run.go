@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+	"github.com/cdrguard/cdrguard/pipeline/rules"
+	"github.com/cdrguard/cdrguard/pipeline/stream"
+	"github.com/cdrguard/cdrguard/schemas"
+)
+
+// overrides are the common settings given as flags or environment
+// variables; they win over the config file.
+type overrides struct {
+	brokers, topic, group, alertsTopic, rules, clickhouse, metrics, logLevel string
+}
+
+func (o *overrides) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.brokers, "kafka-brokers", os.Getenv("CDRGUARD_KAFKA_BROKERS"), "comma-separated Kafka brokers [$CDRGUARD_KAFKA_BROKERS] (default 127.0.0.1:9092)")
+	fs.StringVar(&o.topic, "topic", os.Getenv("CDRGUARD_TOPIC"), "input CDR topic [$CDRGUARD_TOPIC] (default cdrs)")
+	fs.StringVar(&o.group, "group", os.Getenv("CDRGUARD_GROUP"), "consumer group [$CDRGUARD_GROUP] (default cdrguard)")
+	fs.StringVar(&o.alertsTopic, "alerts-topic", os.Getenv("CDRGUARD_ALERTS_TOPIC"), "alerts topic [$CDRGUARD_ALERTS_TOPIC] (default cdr-alerts)")
+	fs.StringVar(&o.rules, "rules", os.Getenv("CDRGUARD_RULES"), "rules file [$CDRGUARD_RULES] (default deploy/rules.yaml)")
+	fs.StringVar(&o.clickhouse, "clickhouse", os.Getenv("CDRGUARD_CLICKHOUSE"), "ClickHouse DSN clickhouse://HOST:PORT/DATABASE; turns the sink on [$CDRGUARD_CLICKHOUSE]")
+	fs.StringVar(&o.metrics, "metrics-listen", os.Getenv("CDRGUARD_METRICS_LISTEN"), "address of the Prometheus /metrics endpoint, \"off\" for none [$CDRGUARD_METRICS_LISTEN] (default 127.0.0.1:9464)")
+	fs.StringVar(&o.logLevel, "log-level", os.Getenv("CDRGUARD_LOG_LEVEL"), "debug, info, warn or error [$CDRGUARD_LOG_LEVEL] (default info)")
+}
+
+func (o *overrides) apply(c *runConfig) {
+	if o.brokers != "" {
+		c.Kafka.Brokers = strings.Split(o.brokers, ",")
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Kafka.Topic, o.topic)
+	set(&c.Kafka.Group, o.group)
+	set(&c.Kafka.AlertsTopic, o.alertsTopic)
+	set(&c.Detect.Rules, o.rules)
+	set(&c.ClickHouse.DSN, o.clickhouse)
+	set(&c.Metrics.Listen, o.metrics)
+	set(&c.Log.Level, o.logLevel)
+	if c.Metrics.Listen == "off" {
+		c.Metrics.Listen = ""
+	}
+}
+
+func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlagSet("run", "run [--config FILE] [flags]", stderr)
+	configPath := fs.String("config", os.Getenv("CDRGUARD_CONFIG"), "config file (YAML) [$CDRGUARD_CONFIG]")
+	var o overrides
+	o.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg := defaultRunConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = loadRunConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	o.apply(&cfg)
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	return serve(ctx, cfg, log)
+}
+
+// serve wires and runs the streaming job.
+func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
+	set, err := rules.Load(cfg.Detect.Rules)
+	if err != nil {
+		return err
+	}
+	kc, err := kafkaio.NewClient(cfg.Kafka.Conn)
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := stream.NewMetrics(reg)
+	if cfg.Metrics.Listen != "" {
+		stop, err := serveMetrics(cfg.Metrics.Listen, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	var plan *schemas.NumberPlan
+	if cfg.Input.CountryCode != "" {
+		plan = &schemas.NumberPlan{CountryCode: cfg.Input.CountryCode, NationalPrefix: cfg.Input.NationalPrefix}
+	}
+	sc := stream.Config{
+		Kafka: kc, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group,
+		AlertsTopic: cfg.Kafka.AlertsTopic, DLQTopic: cfg.Kafka.DLQTopic, SourcesTopic: cfg.Kafka.SourcesTopic,
+		CreateTopics: cfg.Kafka.CreateTopics, ReplicationFactor: cfg.Kafka.ReplicationFactor,
+		Detect: cfg.detectorConfig(), Rules: set, Plan: plan,
+		CommitInterval: cfg.Kafka.CommitInterval, MaxBatch: cfg.Kafka.MaxBatch, MaxInFlight: cfg.Kafka.MaxInFlight,
+		MaxRecordBytes: cfg.Input.MaxRecordBytes, MaxFuture: cfg.Input.MaxFuture,
+		IdleRelease: cfg.Detect.IdleRelease, NoRebuild: !cfg.Detect.Rebuild,
+		SessionTimeout: cfg.Kafka.SessionTimeout, RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
+		ShutdownTimeout: cfg.ShutdownTimeout, Log: log, Metrics: metrics,
+	}
+	if sc.IdleRelease == 0 {
+		sc.IdleRelease = -1 // 0 in the file means never
+	}
+	if cfg.ClickHouse.DSN != "" {
+		sink, closeSink, err := openClickHouse(ctx, cfg, set, reg, log)
+		if err != nil {
+			return err
+		}
+		defer closeSink()
+		sc.Sink, sc.StoreCDRs = sink, cfg.ClickHouse.StoreCDRs
+	}
+	log.Info("cdrguard run", zap.String("version", version), zap.Int("rules", set.Len()), zap.String("rules_file", cfg.Detect.Rules),
+		zap.Bool("clickhouse", sc.Sink != nil))
+	return stream.Run(ctx, sc)
+}
+
+func newLogger(c logConfig, w io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc := zapcore.NewJSONEncoder(encCfg)
+	if c.Format == "console" {
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+// serveMetrics serves /metrics and /healthz; the returned func stops it.
+func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", zap.Error(err))
+		}
+	}()
+	log.Info("metrics", zap.String("listen", ln.Addr().String()))
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}

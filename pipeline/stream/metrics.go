@@ -1,0 +1,113 @@
+package stream
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cdrguard/cdrguard/schemas"
+)
+
+// Metrics are the job's Prometheus figures.
+type Metrics struct {
+	Records       *prometheus.CounterVec   // topic, partition, outcome
+	Alerts        *prometheus.CounterVec   // rule, severity
+	Lag           *prometheus.GaugeVec     // topic, partition
+	Committed     *prometheus.GaugeVec     // topic, partition
+	Held          *prometheus.GaugeVec     // topic, partition
+	Watermark     *prometheus.GaugeVec     // topic, partition (Unix seconds)
+	CommitLatency prometheus.Histogram     // from batch close to commit
+	WriteLatency  *prometheus.HistogramVec // output: kafka, rows
+	WriteRetries  *prometheus.CounterVec   // output
+	Rebuilds      *prometheus.CounterVec   // topic
+}
+
+// NewMetrics registers the job's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_records_total",
+			Help: "Records taken from Kafka, by outcome (processed, dead_letter, rebuild, duplicate)."},
+			[]string{"topic", "partition", "outcome"}),
+		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_alerts_total",
+			Help: "Alerts published, by rule and severity."}, []string{"rule", "severity"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_consumer_lag",
+			Help: "Messages between a partition's end and the next one the worker takes."}, []string{"topic", "partition"}),
+		Committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_committed_offset",
+			Help: "Last committed offset per partition."}, []string{"topic", "partition"}),
+		Held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_held_records",
+			Help: "Records the engine holds until the watermark passes them."}, []string{"topic", "partition"}),
+		Watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_watermark_seconds",
+			Help: "Event-time watermark per partition (Unix seconds)."}, []string{"topic", "partition"}),
+		CommitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cdrguard_commit_latency_seconds",
+			Help:    "Time from an output batch closing to its offset being committed.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		WriteLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cdrguard_output_write_seconds",
+			Help: "Time to make an output batch durable, by output.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)},
+			[]string{"output"}),
+		WriteRetries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_output_retries_total",
+			Help: "Failed output writes that were retried, by output."}, []string{"output"}),
+		Rebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_rebuilds_total",
+			Help: "Partitions whose windows were rebuilt after a rebalance or restart."}, []string{"topic"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Records, m.Alerts, m.Lag, m.Committed, m.Held, m.Watermark, m.CommitLatency,
+			m.WriteLatency, m.WriteRetries, m.Rebuilds)
+	}
+	return m
+}
+
+// partitionMetrics are one partition's series, resolved once.
+type partitionMetrics struct {
+	processed, deadLetter, rebuild, duplicate prometheus.Counter
+	lag, committed, held, watermark           prometheus.Gauge
+}
+
+func (m *Metrics) partition(topic string, p int) *partitionMetrics {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	ps := strconv.Itoa(p)
+	return &partitionMetrics{
+		processed:  m.Records.WithLabelValues(topic, ps, "processed"),
+		deadLetter: m.Records.WithLabelValues(topic, ps, "dead_letter"),
+		rebuild:    m.Records.WithLabelValues(topic, ps, "rebuild"),
+		duplicate:  m.Records.WithLabelValues(topic, ps, "duplicate"),
+		lag:        m.Lag.WithLabelValues(topic, ps),
+		committed:  m.Committed.WithLabelValues(topic, ps),
+		held:       m.Held.WithLabelValues(topic, ps),
+		watermark:  m.Watermark.WithLabelValues(topic, ps),
+	}
+}
+
+// The helpers below accept a nil *Metrics (no metrics).
+
+func (m *Metrics) rebuilds(topic string) {
+	if m != nil {
+		m.Rebuilds.WithLabelValues(topic).Inc()
+	}
+}
+
+func (m *Metrics) alert(a *schemas.Alert) {
+	if m != nil {
+		m.Alerts.WithLabelValues(a.Rule, a.Severity.String()).Inc()
+	}
+}
+
+func (m *Metrics) writeLatency(output string, d time.Duration) {
+	if m != nil {
+		m.WriteLatency.WithLabelValues(output).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) retried(output string) {
+	if m != nil {
+		m.WriteRetries.WithLabelValues(output).Inc()
+	}
+}
+
+func (m *Metrics) commitLatency(d time.Duration) {
+	if m != nil {
+		m.CommitLatency.Observe(d.Seconds())
+	}
+}
