@@ -8,67 +8,30 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/cdrguard/cdrguard/pipeline/synth"
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio/kafkatest"
 	"github.com/cdrguard/cdrguard/schemas"
 )
-
-func generate(seed uint64, scale float64) []schemas.CDR {
-	return synth.Generate(synth.Config{Seed: seed, Scale: scale}).Records
-}
-
-// checkNoDuplicateIDs fails when an alert ID was published twice.
-func checkNoDuplicateIDs(t *testing.T, alerts []schemas.Alert) {
-	t.Helper()
-	seen := map[string]bool{}
-	dups := 0
-	for _, a := range alerts {
-		if seen[a.AlertID] {
-			dups++
-			if dups <= 5 {
-				t.Errorf("alert ID %s (%s %s) published twice", a.AlertID, a.Rule, a.Subject)
-			}
-		}
-		seen[a.AlertID] = true
-	}
-	if dups > 5 {
-		t.Errorf("... %d duplicate alert IDs in all", dups)
-	}
-}
-
-func checkSamePairs(t *testing.T, what string, want, got []string) {
-	t.Helper()
-	onlyWant, onlyGot := diff(want, got)
-	for _, p := range onlyWant {
-		t.Errorf("%s: missing %s", what, p)
-	}
-	for _, p := range onlyGot {
-		t.Errorf("%s: extra %s", what, p)
-	}
-	if len(onlyWant)+len(onlyGot) == 0 {
-		t.Logf("%s: the same %d (rule, subject) pairs", what, len(want))
-	}
-}
 
 // TestEndToEndMatchesReplay produces a generated day, runs the job and
 // reads the alerts topic: the same (rule, subject) pairs as a replay of
 // the same records, and no alert ID twice.
 func TestEndToEndMatchesReplay(t *testing.T) {
-	kc := client(t)
+	kc := kafkatest.Client(t)
 	recs := day(11, 0.2)
-	topic, group, alerts := name(t, "cdrs"), name(t, "group"), name(t, "alerts")
-	produceCDRs(t, kc, topic, 6, recs)
+	topic, group, alerts := kafkatest.Name(t, "cdrs"), kafkatest.Name(t, "group"), kafkatest.Name(t, "alerts")
+	kafkatest.ProduceCDRs(t, kc, topic, 6, recs)
 
 	j := start(t, testConfig(t, kc, topic, group, alerts))
-	waitCaughtUp(t, kc, group, 5*time.Minute, topic, topic+".sources")
+	kafkatest.WaitCaughtUp(t, kc, group, 5*time.Minute, topic, topic+".sources")
 	j.stop(t)
 
-	got := alertsIn(t, readAll(t, kc, alerts))
+	got := kafkatest.Alerts(t, kafkatest.ReadAll(t, kc, alerts))
 	want := replayAlerts(t, recs)
-	checkSamePairs(t, "stream vs replay", pairs(want), pairs(got))
-	checkNoDuplicateIDs(t, got)
+	kafkatest.SamePairs(t, "stream vs replay", kafkatest.Pairs(want), kafkatest.Pairs(got))
+	kafkatest.NoDuplicateIDs(t, got)
 	logIDOverlap(t, want, got)
 	// Every alert is a keyed, self-describing message.
-	for _, m := range readAll(t, kc, alerts)[:1] {
+	for _, m := range kafkatest.ReadAll(t, kc, alerts)[:1] {
 		var id string
 		for _, h := range m.Headers {
 			if h.Key == "alert_id" {
@@ -85,20 +48,20 @@ func TestEndToEndMatchesReplay(t *testing.T) {
 // 6-partition topic: they raise what one instance raises, source alerts
 // included.
 func TestTwoInstancesMatchOne(t *testing.T) {
-	kc := client(t)
+	kc := kafkatest.Client(t)
 	recs := day(12, 0.2)
-	topic, group, alerts := name(t, "cdrs"), name(t, "group"), name(t, "alerts")
-	produceCDRs(t, kc, topic, 6, recs)
+	topic, group, alerts := kafkatest.Name(t, "cdrs"), kafkatest.Name(t, "group"), kafkatest.Name(t, "alerts")
+	kafkatest.ProduceCDRs(t, kc, topic, 6, recs)
 
 	cfg := testConfig(t, kc, topic, group, alerts)
 	a := start(t, cfg)
 	time.Sleep(500 * time.Millisecond)
 	b := start(t, cfg)
-	waitCaughtUp(t, kc, group, 6*time.Minute, topic, topic+".sources")
+	kafkatest.WaitCaughtUp(t, kc, group, 6*time.Minute, topic, topic+".sources")
 	a.stop(t)
 	b.stop(t)
 
-	got := alertsIn(t, readAll(t, kc, alerts))
+	got := kafkatest.Alerts(t, kafkatest.ReadAll(t, kc, alerts))
 	want := replayAlerts(t, recs)
 	sources := 0
 	for _, a := range got {
@@ -109,8 +72,8 @@ func TestTwoInstancesMatchOne(t *testing.T) {
 	if sources == 0 {
 		t.Error("no source alert from two instances")
 	}
-	checkSamePairs(t, "two instances vs one", pairs(want), pairs(got))
-	checkNoDuplicateIDs(t, got)
+	kafkatest.SamePairs(t, "two instances vs one", kafkatest.Pairs(want), kafkatest.Pairs(got))
+	kafkatest.NoDuplicateIDs(t, got)
 }
 
 // TestPoisonRecordsGoToDeadLetters sends malformed records among valid
@@ -118,8 +81,8 @@ func TestTwoInstancesMatchOne(t *testing.T) {
 // partition and offset in headers, and the valid records around them are
 // processed (a burst among them is flagged).
 func TestPoisonRecordsGoToDeadLetters(t *testing.T) {
-	kc := client(t)
-	topic, group, alerts := name(t, "cdrs"), name(t, "group"), name(t, "alerts")
+	kc := kafkatest.Client(t)
+	topic, group, alerts := kafkatest.Name(t, "cdrs"), kafkatest.Name(t, "group"), kafkatest.Name(t, "alerts")
 	var values, keys [][]byte
 	var times []time.Time
 	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
@@ -148,14 +111,14 @@ func TestPoisonRecordsGoToDeadLetters(t *testing.T) {
 			add("+15550100001", []byte(poison[order[i/10]]))
 		}
 	}
-	produce(t, kc, topic, 1, values, keys, times)
+	kafkatest.Produce(t, kc, topic, 1, values, keys, times)
 
 	cfg := testConfig(t, kc, topic, group, alerts)
 	j := start(t, cfg)
-	waitCaughtUp(t, kc, group, 3*time.Minute, topic)
+	kafkatest.WaitCaughtUp(t, kc, group, 3*time.Minute, topic)
 	j.stop(t)
 
-	dead := readAll(t, kc, topic+".dlq")
+	dead := kafkatest.ReadAll(t, kc, topic+".dlq")
 	if len(dead) != len(poison) {
 		t.Fatalf("%d dead letters, want %d", len(dead), len(poison))
 	}
@@ -179,7 +142,7 @@ func TestPoisonRecordsGoToDeadLetters(t *testing.T) {
 			t.Errorf("%s: dead letter value differs from the record (%d bytes)", kind, len(m.Value))
 		}
 	}
-	got := alertsIn(t, readAll(t, kc, alerts))
+	got := kafkatest.Alerts(t, kafkatest.ReadAll(t, kc, alerts))
 	if len(got) == 0 || got[0].Subject != "+15550100001" {
 		t.Fatalf("the burst around the poison records was not flagged: %+v", got)
 	}
@@ -206,14 +169,14 @@ func itoa(i int) string {
 // another member takes the partitions without waiting for the session
 // timeout.
 func TestGracefulShutdownLeavesTheGroup(t *testing.T) {
-	kc := client(t)
+	kc := kafkatest.Client(t)
 	recs := day(13, 0.05)
-	topic, group, alerts := name(t, "cdrs"), name(t, "group"), name(t, "alerts")
-	produceCDRs(t, kc, topic, 2, recs)
+	topic, group, alerts := kafkatest.Name(t, "cdrs"), kafkatest.Name(t, "group"), kafkatest.Name(t, "alerts")
+	kafkatest.ProduceCDRs(t, kc, topic, 2, recs)
 	cfg := testConfig(t, kc, topic, group, alerts)
 	cfg.SessionTimeout = 30 * time.Second
 	j := start(t, cfg)
-	waitCaughtUp(t, kc, group, 3*time.Minute, topic, topic+".sources")
+	kafkatest.WaitCaughtUp(t, kc, group, 3*time.Minute, topic, topic+".sources")
 	began := time.Now()
 	j.stop(t)
 	if took := time.Since(began); took > cfg.ShutdownTimeout {

@@ -1,0 +1,269 @@
+// Package kafkatest holds helpers for tests that talk to a real Kafka
+// broker: find it (or skip, or fail under CDRGUARD_INTEGRATION=1), name
+// topics, produce, read a topic back and wait for a consumer group to
+// catch up.
+package kafkatest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+	"github.com/cdrguard/cdrguard/schemas"
+)
+
+// Brokers returns the test broker ($CDRGUARD_KAFKA, default
+// 127.0.0.1:9092), skipping the test when none answers — or failing it
+// when CDRGUARD_INTEGRATION=1 (make test), so a missing broker never
+// passes silently there.
+func Brokers(t testing.TB) []string {
+	t.Helper()
+	addr := os.Getenv("CDRGUARD_KAFKA")
+	if addr == "" {
+		addr = "127.0.0.1:9092"
+	}
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		if os.Getenv("CDRGUARD_INTEGRATION") == "1" {
+			t.Fatalf("no Kafka broker at %s (make services-up starts one): %v", addr, err)
+		}
+		t.Skipf("no Kafka broker at %s; run make services-up (or make test)", addr)
+	}
+	conn.Close()
+	return []string{addr}
+}
+
+// Client returns a client of the test broker, closed with the test.
+func Client(t testing.TB) *kafkaio.Client {
+	t.Helper()
+	kc, err := kafkaio.NewClient(kafkaio.Conn{Brokers: Brokers(t), ClientID: "cdrguard-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	return kc
+}
+
+// Name returns a topic or group name unique to this test run.
+func Name(t testing.TB, what string) string {
+	return fmt.Sprintf("test-%s-%s-%x", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), what, rand.Uint32())
+}
+
+// Produce writes messages into topic (created with partitions when
+// missing), in order.
+func Produce(t testing.TB, kc *kafkaio.Client, topic string, partitions int, values, keys [][]byte, times []time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	if err := kc.EnsureTopics(ctx, kafkaio.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: -1}); err != nil {
+		t.Fatal(err)
+	}
+	w := kc.NewWriter(nil)
+	defer w.Close()
+	msgs := make([]kafka.Message, 0, 2000)
+	for i := 0; i < len(values); i += 2000 {
+		msgs = msgs[:0]
+		for j := i; j < min(i+2000, len(values)); j++ {
+			msgs = append(msgs, kafka.Message{Topic: topic, Key: keys[j], Value: values[j], Time: times[j]})
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatalf("produce to %s: %v", topic, err)
+		}
+	}
+}
+
+// ProduceCDRs writes records keyed by caller, in order, stamped with
+// their end time as a switch would.
+func ProduceCDRs(t testing.TB, kc *kafkaio.Client, topic string, partitions int, recs []schemas.CDR) {
+	t.Helper()
+	values, keys, times := make([][]byte, len(recs)), make([][]byte, len(recs)), make([]time.Time, len(recs))
+	for i := range recs {
+		values[i] = schemas.AppendJSON(nil, &recs[i])
+		keys[i] = []byte(recs[i].Caller)
+		times[i] = time.UnixMilli(max(recs[i].EndMS, recs[i].StartMS))
+	}
+	Produce(t, kc, topic, partitions, values, keys, times)
+}
+
+// ReadAll reads every message of topic as it stands now.
+func ReadAll(t testing.TB, kc *kafkaio.Client, topic string) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := kc.Partitions(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, next, err := kc.Offsets(ctx, topic, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for p := range n {
+		if first[p] >= next[p] {
+			continue
+		}
+		r, err := kc.NewReader(topic, p, first[p], 8<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				t.Fatalf("read %s/%d: %v", topic, p, err)
+			}
+			out = append(out, m)
+			if m.Offset+1 >= next[p] {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+// Alerts decodes alert messages.
+func Alerts(t testing.TB, msgs []kafka.Message) []schemas.Alert {
+	t.Helper()
+	out := make([]schemas.Alert, len(msgs))
+	for i, m := range msgs {
+		if err := json.Unmarshal(m.Value, &out[i]); err != nil {
+			t.Fatalf("alert %s: %v", m.Value, err)
+		}
+	}
+	return out
+}
+
+// Pairs returns the sorted "rule kind subject" pairs of alerts.
+func Pairs(alerts []schemas.Alert) []string {
+	set := map[string]bool{}
+	for _, a := range alerts {
+		set[a.Rule+" "+a.SubjectKind.String()+" "+a.Subject] = true
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SamePairs fails the test for every pair in only one of want and got.
+func SamePairs(t testing.TB, what string, want, got []string) {
+	t.Helper()
+	in := func(s []string, x string) bool { _, ok := slices.BinarySearch(s, x); return ok }
+	bad := 0
+	for _, x := range want {
+		if !in(got, x) {
+			t.Errorf("%s: missing %s", what, x)
+			bad++
+		}
+	}
+	for _, x := range got {
+		if !in(want, x) {
+			t.Errorf("%s: extra %s", what, x)
+			bad++
+		}
+	}
+	if bad == 0 {
+		t.Logf("%s: the same %d (rule, subject) pairs", what, len(want))
+	}
+}
+
+// NoDuplicateIDs fails the test when an alert ID was published twice.
+func NoDuplicateIDs(t testing.TB, alerts []schemas.Alert) {
+	t.Helper()
+	seen := map[string]bool{}
+	dups := 0
+	for _, a := range alerts {
+		if seen[a.AlertID] {
+			dups++
+			if dups <= 5 {
+				t.Errorf("alert ID %s (%s %s) published twice", a.AlertID, a.Rule, a.Subject)
+			}
+		}
+		seen[a.AlertID] = true
+	}
+	if dups > 5 {
+		t.Errorf("... %d duplicate alert IDs in all", dups)
+	}
+}
+
+// WaitCaughtUp waits until group has committed every topic to its end
+// and that state held for three checks a second apart.
+func WaitCaughtUp(t testing.TB, kc *kafkaio.Client, group string, timeout time.Duration, topics ...string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	stable := 0
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := CaughtUp(kc, group, topics)
+		if ok && state == last {
+			stable++
+			if stable >= 3 {
+				return
+			}
+		} else {
+			stable = 0
+		}
+		last = state
+		time.Sleep(time.Second)
+	}
+	_, state := CaughtUp(kc, group, topics)
+	t.Fatalf("group %s did not catch up within %v: %s", group, timeout, state)
+}
+
+// Committed returns how many messages of topic group has committed, over
+// all partitions.
+func Committed(kc *kafkaio.Client, group, topic string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offs, err := kc.Admin.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: topic, GroupId: group})
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, o := range offs {
+		n += max(o, 0)
+	}
+	return n
+}
+
+// CaughtUp reports whether group has committed every partition of topics
+// to its end, with a description of where it stands.
+func CaughtUp(kc *kafkaio.Client, group string, topics []string) (bool, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	all := true
+	var b strings.Builder
+	for _, topic := range topics {
+		n, err := kc.Partitions(ctx, topic)
+		if err != nil || n == 0 {
+			return false, fmt.Sprintf("%s: %d partitions, %v", topic, n, err)
+		}
+		_, next, err := kc.Offsets(ctx, topic, n)
+		if err != nil {
+			return false, err.Error()
+		}
+		committed, err := kc.Admin.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: topic, GroupId: group})
+		if err != nil {
+			return false, err.Error()
+		}
+		for p := range n {
+			fmt.Fprintf(&b, "%s/%d %d/%d ", topic, p, committed[p], next[p])
+			if committed[p] < next[p] {
+				all = false
+			}
+		}
+	}
+	return all, b.String()
+}
