@@ -207,25 +207,28 @@ func (c *Client) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 }
 
 // Partitions returns the number of partitions of topic; 0 if it does not
-// exist.
+// exist. It asks a broker directly: the transport's metadata cache may not
+// know a topic created moments ago.
 func (c *Client) Partitions(ctx context.Context, topic string) (int, error) {
-	resp, err := c.Admin.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return 0, fmt.Errorf("cannot read metadata of topic %s: %w", topic, err)
-	}
-	for _, t := range resp.Topics {
-		if t.Name != topic {
+	var lastErr error
+	for _, b := range c.Conn.Brokers {
+		conn, err := c.Dialer.DialContext(ctx, "tcp", b)
+		if err != nil {
+			lastErr = err
 			continue
 		}
-		if t.Error != nil {
-			if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-				return 0, nil
-			}
-			return 0, fmt.Errorf("metadata of topic %s: %w", topic, t.Error)
+		parts, err := conn.ReadPartitions(topic)
+		conn.Close()
+		if errors.Is(err, kafka.UnknownTopicOrPartition) {
+			return 0, nil
 		}
-		return len(t.Partitions), nil
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return len(parts), nil
 	}
-	return 0, nil
+	return 0, fmt.Errorf("cannot read metadata of topic %s: %w", topic, lastErr)
 }
 
 // Offsets returns the first and next (high watermark) offsets of every

@@ -2,9 +2,12 @@ package stream
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 
@@ -13,19 +16,29 @@ import (
 
 // Headers of the internal sources topic and of outputs.
 const (
-	// hdrOrigin on a re-keyed record: "inputPartition/offset/sourceIndex".
+	// hdrOrigin on a pack: "inputPartition/offset/sourceIndex" of its last
+	// record; packs from one input partition to one source partition
+	// carry rising origins, so a pack sent again by a replay is dropped.
 	hdrOrigin = "cdrguard-origin"
 	// hdrWatermark: the sending input partition's watermark (Unix ms).
 	hdrWatermark = "cdrguard-watermark"
 	// hdrSource on a watermark message: the sending input partition.
 	hdrSource = "cdrguard-source"
+	// hdrIdle on a watermark message: "1" when the input partition is
+	// idle (caught up, nothing held); idle partitions do not hold back
+	// the source engines.
+	hdrIdle = "cdrguard-idle"
 	// hdrAlertID on an alert: its ID, so a restarted worker can read the
 	// IDs already published without decoding alerts.
 	hdrAlertID = "alert_id"
 )
 
-// watermarkKey marks a watermark message on the sources topic.
-var watermarkKey = []byte("\x00watermark")
+// Keys of the internal topic. Both start with a zero byte, which no
+// source identifier does, and go to the partition the message names.
+var (
+	watermarkKey = []byte("\x00watermark")
+	packKey      = []byte("\x00pack")
+)
 
 // sourceFields are the calling sources that are re-keyed, in a fixed
 // order (their index is part of a re-keyed record's origin).
@@ -40,51 +53,169 @@ var sourceFields = [...]struct {
 	{schemas.SubjectSourceIP, func(c *schemas.CDR) string { return c.SourceIP }, func(c *schemas.CDR, v string) { c.SourceIP = v }},
 }
 
-// rekey appends to msgs one message per calling source of c, keyed by the
-// source, carrying what a source engine reads. buf is scratch space.
-func rekey(msgs []kafka.Message, topic string, c *schemas.CDR, partition int, offset, watermark int64) []kafka.Message {
+// packer re-keys records into the internal topic. A record is routed by
+// its source key ("trunk:tr-01") exactly as a Java producer would route a
+// message with that key (murmur2), so all records of one source meet in
+// one source partition; the records bound for one partition in one output
+// batch travel as one pack, which keeps the internal topic's message
+// count and the per-message costs independent of the record rate.
+//
+// Pack layout: 'P', 1, uvarint count, then per record: varint start (Unix
+// ms), uvarint talk seconds, disposition byte, source index byte, then
+// the caller and the source identifier, each as uvarint length + bytes.
+type packer struct {
+	topic      string
+	from       int   // input partition
+	partitions []int // the internal topic's partitions
+	packs      []pack
+	key        []byte
+	murmur     kafka.Murmur2Balancer
+}
+
+type pack struct {
+	buf     []byte
+	count   int
+	maxMS   int64
+	lastOff int64
+	lastIdx int
+}
+
+func newPacker(topic string, from, partitions int) *packer {
+	p := &packer{topic: topic, from: from, partitions: make([]int, partitions), packs: make([]pack, partitions)}
+	for i := range p.partitions {
+		p.partitions[i] = i
+	}
+	return p
+}
+
+// add re-keys every calling source of c, read at offset of the input
+// partition.
+func (p *packer) add(c *schemas.CDR, offset int64) {
 	for i, f := range sourceFields {
 		id := f.get(c)
 		if id == "" {
 			continue
 		}
-		r := schemas.CDR{Caller: c.Caller, Callee: c.Callee, StartMS: c.StartMS, Disposition: c.Disposition}
-		r.SetDuration(c.DurationS)
-		f.set(&r, id)
-		key := make([]byte, 0, len(id)+10)
-		key = append(append(append(key, f.kind.String()...), ':'), id...)
+		p.key = append(append(append(p.key[:0], f.kind.String()...), ':'), id...)
+		part := p.murmur.Balance(kafka.Message{Key: p.key}, p.partitions...)
+		pk := &p.packs[part]
+		if pk.count == 0 {
+			pk.buf = pk.buf[:0]
+			pk.maxMS = c.StartMS
+		}
+		pk.buf = binary.AppendVarint(pk.buf, c.StartMS)
+		pk.buf = binary.AppendUvarint(pk.buf, uint64(max(c.DurationS, 0)))
+		pk.buf = append(pk.buf, byte(c.Disposition), byte(i))
+		pk.buf = binary.AppendUvarint(pk.buf, uint64(len(c.Caller)))
+		pk.buf = append(pk.buf, c.Caller...)
+		pk.buf = binary.AppendUvarint(pk.buf, uint64(len(id)))
+		pk.buf = append(pk.buf, id...)
+		pk.count++
+		pk.maxMS = max(pk.maxMS, c.StartMS)
+		pk.lastOff, pk.lastIdx = offset, i
+	}
+}
+
+// flush appends one message per non-empty pack to msgs, stamped with the
+// latest start in it (so a rewind by timestamp finds every record that
+// started after a given time), and empties the packs.
+func (p *packer) flush(msgs []kafka.Message, watermark int64) []kafka.Message {
+	for part := range p.packs {
+		pk := &p.packs[part]
+		if pk.count == 0 {
+			continue
+		}
+		val := make([]byte, 0, len(pk.buf)+2+binary.MaxVarintLen64)
+		val = append(val, 'P', 1)
+		val = binary.AppendUvarint(val, uint64(pk.count))
+		val = append(val, pk.buf...)
 		msgs = append(msgs, kafka.Message{
-			Topic: topic,
-			Key:   key,
-			Value: schemas.AppendJSON(nil, &r),
-			Time:  time.UnixMilli(c.StartMS),
+			Topic: p.topic, Partition: part, Key: packKey, Value: val, Time: time.UnixMilli(pk.maxMS),
 			Headers: []kafka.Header{
-				{Key: hdrOrigin, Value: fmt.Appendf(nil, "%d/%d/%d", partition, offset, i)},
+				{Key: hdrOrigin, Value: fmt.Appendf(nil, "%d/%d/%d", p.from, pk.lastOff, pk.lastIdx)},
 				{Key: hdrWatermark, Value: strconv.AppendInt(nil, watermark, 10)},
 			},
 		})
+		pk.count = 0
 	}
 	return msgs
+}
+
+var errBadPack = errors.New("malformed pack of re-keyed records")
+
+// unpack calls f with each record of a pack. The records' strings alias
+// data.
+func unpack(data []byte, f func(c *schemas.CDR)) error {
+	if len(data) < 2 || data[0] != 'P' || data[1] != 1 {
+		return errBadPack
+	}
+	rest := data[2:]
+	n, k := binary.Uvarint(rest)
+	if k <= 0 {
+		return errBadPack
+	}
+	rest = rest[k:]
+	str := func() (string, bool) {
+		l, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < l {
+			return "", false
+		}
+		b := rest[k : k+int(l)]
+		rest = rest[k+int(l):]
+		if len(b) == 0 {
+			return "", true
+		}
+		return unsafe.String(&b[0], len(b)), true
+	}
+	var c schemas.CDR
+	for range n {
+		start, k := binary.Varint(rest)
+		if k <= 0 {
+			return errBadPack
+		}
+		rest = rest[k:]
+		talk, k := binary.Uvarint(rest)
+		if k <= 0 || len(rest) < k+2 {
+			return errBadPack
+		}
+		disp, idx := schemas.Disposition(rest[k]), int(rest[k+1])
+		rest = rest[k+2:]
+		caller, ok1 := str()
+		id, ok2 := str()
+		if !ok1 || !ok2 || idx >= len(sourceFields) || caller == "" || id == "" ||
+			start < schemas.MinStartMS || start >= schemas.MaxStartMS || talk > 1<<31-1 {
+			return errBadPack
+		}
+		c = schemas.CDR{Caller: caller, StartMS: start, Disposition: disp}
+		c.SetDuration(int32(talk))
+		sourceFields[idx].set(&c, id)
+		f(&c)
+	}
+	if len(rest) != 0 {
+		return errBadPack
+	}
+	return nil
 }
 
 // watermarkMessages tells every source partition an input partition's
 // watermark.
-func watermarkMessages(msgs []kafka.Message, topic string, partitions, from int, watermark int64, now time.Time) []kafka.Message {
+func watermarkMessages(msgs []kafka.Message, topic string, partitions, from int, watermark int64, idle bool, now time.Time) []kafka.Message {
 	wm := strconv.AppendInt(nil, watermark, 10)
 	src := strconv.AppendInt(nil, int64(from), 10)
 	for p := range partitions {
-		msgs = append(msgs, kafka.Message{
-			Topic: topic, Partition: p, Key: watermarkKey, Time: now,
-			Headers: []kafka.Header{{Key: hdrSource, Value: src}, {Key: hdrWatermark, Value: wm}},
-		})
+		h := []kafka.Header{{Key: hdrSource, Value: src}, {Key: hdrWatermark, Value: wm}}
+		if idle {
+			h = append(h, kafka.Header{Key: hdrIdle, Value: []byte("1")})
+		}
+		msgs = append(msgs, kafka.Message{Topic: topic, Partition: p, Key: watermarkKey, Time: now, Headers: h})
 	}
 	return msgs
 }
 
-// origin is where a re-keyed record came from.
+// origin is where a pack came from.
 type origin struct {
 	partition int
-	seq       int64 // offset*len(sourceFields) + source index: rises along a partition
+	seq       int64 // offset*len(sourceFields) + source index of its last record
 }
 
 func header(m *kafka.Message, key string) []byte {
@@ -96,7 +227,7 @@ func header(m *kafka.Message, key string) []byte {
 	return nil
 }
 
-// parseOrigin reads a re-keyed record's origin header.
+// parseOrigin reads a pack's origin header.
 func parseOrigin(m *kafka.Message) (origin, bool) {
 	v := header(m, hdrOrigin)
 	a, rest, ok := bytes.Cut(v, []byte("/"))
@@ -121,13 +252,14 @@ func headerInt(m *kafka.Message, key string) (int64, bool) {
 	return v, err == nil
 }
 
-// balancer sends watermark messages to the partition they name and hashes
-// every other key the way the Java client does.
+// balancer sends the internal topic's messages (keys starting with a zero
+// byte) to the partition they name and hashes every other key the way the
+// Java client does.
 type balancer struct{ murmur kafka.Murmur2Balancer }
 
 // Balance implements kafka.Balancer.
 func (b *balancer) Balance(msg kafka.Message, partitions ...int) int {
-	if bytes.Equal(msg.Key, watermarkKey) {
+	if len(msg.Key) > 0 && msg.Key[0] == 0 {
 		for _, p := range partitions {
 			if p == msg.Partition {
 				return p

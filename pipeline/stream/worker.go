@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,8 @@ type worker struct {
 	cdr    schemas.CDR
 	out    detectors.Output
 	cur    *batch
+	packs  *packer // input partitions: re-keyed sources on their way out
+	now    time.Time
 	outq   chan *batch
 	done   chan struct{}
 	// durable is the commit offset of the last durable batch.
@@ -89,6 +92,10 @@ func newWorker(j *job, st *partitionState, gen *kafka.Generation, start int64) *
 		done: make(chan struct{}),
 	}
 	w.parser.Plan = j.cfg.Plan
+	w.now = j.cfg.Now()
+	if st.role == inputRole && j.sourcesPartitions > 0 {
+		w.packs = newPacker(j.cfg.SourcesTopic, st.partition, j.sourcesPartitions)
+	}
 	w.durable.Store(-1)
 	w.cur = &batch{commit: -1}
 	return w
@@ -174,6 +181,7 @@ func (w *worker) consume(ctx context.Context) error {
 				}
 			}
 		case now := <-tick.C:
+			w.now = w.j.cfg.Now()
 			w.m.lag.Set(float64(r.Stats().Lag))
 			w.m.held.Set(float64(w.st.engine.Held()))
 			if w.st.role == inputRole {
@@ -219,7 +227,7 @@ func (w *worker) handle(m *kafka.Message) {
 }
 
 func (w *worker) handleInput(m *kafka.Message, quiet bool) {
-	w.st.lastRecord = w.j.cfg.Now()
+	w.st.lastRecord = w.now
 	w.st.idle = false
 	c := &w.cdr
 	if err := w.decode(m, c); err != nil {
@@ -230,8 +238,8 @@ func (w *worker) handleInput(m *kafka.Message, quiet bool) {
 	}
 	if !quiet {
 		w.m.processed.Inc()
-		if w.j.sourcesPartitions > 0 {
-			w.cur.msgs = rekey(w.cur.msgs, w.j.cfg.SourcesTopic, c, w.st.partition, m.Offset, w.st.engine.Released())
+		if w.packs != nil {
+			w.packs.add(c, m.Offset)
 		}
 		if w.j.cfg.StoreCDRs {
 			w.cur.rows.CDRs = append(w.cur.rows.CDRs, c.Clone())
@@ -248,7 +256,7 @@ func (w *worker) decode(m *kafka.Message, c *schemas.CDR) error {
 	if err := w.parser.Parse(c, m.Value); err != nil {
 		return err
 	}
-	if limit := w.j.cfg.Now().Add(w.j.cfg.MaxFuture); c.StartMS > limit.UnixMilli() {
+	if limit := w.now.Add(w.j.cfg.MaxFuture); c.StartMS > limit.UnixMilli() {
 		return &schemas.FieldError{Field: "start_time", Problem: fmt.Sprintf("%s is more than %v ahead of the wall clock",
 			c.Start().Format(time.RFC3339), w.j.cfg.MaxFuture)}
 	}
@@ -256,18 +264,24 @@ func (w *worker) decode(m *kafka.Message, c *schemas.CDR) error {
 }
 
 func (w *worker) handleSource(m *kafka.Message, quiet bool) {
-	if string(m.Key) == string(watermarkKey) {
+	switch {
+	case bytes.Equal(m.Key, watermarkKey):
 		src, ok1 := headerInt(m, hdrSource)
 		wm, ok2 := headerInt(m, hdrWatermark)
 		if ok1 && ok2 {
-			w.upstreamAt(int(src), wm, string(header(m, "cdrguard-idle")) == "1")
+			w.upstreamAt(int(src), wm, string(header(m, hdrIdle)) == "1")
+		}
+		return
+	case !bytes.Equal(m.Key, packKey):
+		if !quiet {
+			w.deadLetter(m, errors.New("not a message cdrguard writes to its internal topic"))
 		}
 		return
 	}
 	o, ok := parseOrigin(m)
 	if !ok {
 		if !quiet {
-			w.deadLetter(m, errors.New("re-keyed record without a valid origin header"))
+			w.deadLetter(m, errors.New("pack of re-keyed records without a valid origin header"))
 		}
 		return
 	}
@@ -276,17 +290,17 @@ func (w *worker) handleSource(m *kafka.Message, quiet bool) {
 		return // sent again by a replay of its input partition
 	}
 	w.st.lastSeq[o.partition] = o.seq
-	c := &w.cdr
-	if err := w.decode(m, c); err != nil {
-		if !quiet {
-			w.deadLetter(m, err)
-		}
-		return
+	n := 0
+	err := unpack(m.Value, func(c *schemas.CDR) {
+		w.st.engine.ProcessTagged(c, m.Offset, &w.out)
+		n++
+	})
+	if err != nil && !quiet {
+		w.deadLetter(m, fmt.Errorf("after %d records: %w", n, err))
 	}
 	if !quiet {
-		w.m.processed.Inc()
+		w.m.processed.Add(float64(n))
 	}
-	w.st.engine.ProcessTagged(c, m.Offset, &w.out)
 	if wm, ok := headerInt(m, hdrWatermark); ok {
 		w.upstreamAt(o.partition, wm, false)
 	}
@@ -347,18 +361,13 @@ func (w *worker) watermark() int64 {
 }
 
 // sendWatermark tells every source partition this input partition's
-// watermark.
+// watermark, after the packs of the records it covers.
 func (w *worker) sendWatermark(now time.Time, wm int64) {
-	if w.j.sourcesPartitions == 0 {
+	if w.packs == nil {
 		return
 	}
-	n := len(w.cur.msgs)
-	w.cur.msgs = watermarkMessages(w.cur.msgs, w.j.cfg.SourcesTopic, w.j.sourcesPartitions, w.st.partition, wm, now)
-	if w.st.idle {
-		for i := n; i < len(w.cur.msgs); i++ {
-			w.cur.msgs[i].Headers = append(w.cur.msgs[i].Headers, kafka.Header{Key: "cdrguard-idle", Value: []byte("1")})
-		}
-	}
+	w.cur.msgs = w.packs.flush(w.cur.msgs, wm)
+	w.cur.msgs = watermarkMessages(w.cur.msgs, w.j.cfg.SourcesTopic, w.j.sourcesPartitions, w.st.partition, wm, w.st.idle, now)
 	w.m.watermark.Set(float64(wm) / 1000)
 }
 
@@ -372,8 +381,11 @@ func (w *worker) collect(quiet bool) {
 		b := w.cur
 		for i := range o.Alerts {
 			a := &o.Alerts[i]
+			if w.j.cfg.Sink != nil {
+				b.rows.Alerts = append(b.rows.Alerts, *a) // idempotent: deduplicated by alert_id
+			}
 			if w.j.published[a.AlertID] {
-				continue // published before a restart
+				continue // in the alerts topic already: published before a restart
 			}
 			val, err := a.AppendJSON(nil)
 			if err != nil {
@@ -390,9 +402,6 @@ func (w *worker) collect(quiet bool) {
 				},
 			})
 			b.alerts = append(b.alerts, *a)
-			if w.j.cfg.Sink != nil {
-				b.rows.Alerts = append(b.rows.Alerts, *a)
-			}
 		}
 		if w.j.cfg.Sink != nil {
 			b.rows.CallerMinutes = append(b.rows.CallerMinutes, o.CallerMinutes...)
@@ -424,6 +433,9 @@ func (w *worker) deadLetter(m *kafka.Message, cause error) {
 // when ctx ended first.
 func (w *worker) closeBatch(ctx context.Context) bool {
 	b := w.cur
+	if w.packs != nil {
+		b.msgs = w.packs.flush(b.msgs, w.watermark())
+	}
 	cand := w.st.next
 	if tag, ok := w.st.engine.Pending(); ok && tag < cand {
 		cand = tag

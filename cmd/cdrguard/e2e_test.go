@@ -1,0 +1,402 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/cdrguard/cdrguard/detectors"
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio/kafkatest"
+	"github.com/cdrguard/cdrguard/pipeline/rules"
+	"github.com/cdrguard/cdrguard/pipeline/synth"
+	"github.com/cdrguard/cdrguard/schemas"
+)
+
+// TestMain lets the test binary act as cdrguard itself, so the crash test
+// can run `cdrguard run` in a child process and kill it.
+func TestMain(m *testing.M) {
+	if os.Getenv("CDRGUARD_TEST_AS_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// clickhouseAddr returns the test ClickHouse (native protocol), skipping
+// (failing under CDRGUARD_INTEGRATION=1) when none answers.
+func clickhouseAddr(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("CDRGUARD_CLICKHOUSE_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:9000"
+	}
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		if os.Getenv("CDRGUARD_INTEGRATION") == "1" {
+			t.Fatalf("no ClickHouse at %s (make services-up starts one): %v", addr, err)
+		}
+		t.Skipf("no ClickHouse at %s; run make services-up (or make test)", addr)
+	}
+	c.Close()
+	return addr
+}
+
+// e2eConfig is the config file of a test run.
+func e2eConfig(t *testing.T, brokers []string, topic, group, alerts, chDSN string) string {
+	t.Helper()
+	abs, err := filepath.Abs(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`kafka:
+  brokers: [%q]
+  topic: %s
+  group: %s
+  alerts_topic: %s
+  commit_interval: 200ms
+  session_timeout: 6s
+  rebalance_timeout: 10s
+detect:
+  rules: %s
+  idle_release: 2s
+clickhouse:
+  dsn: %q
+  flush_interval: 200ms
+metrics:
+  listen: "off"
+log:
+  level: warn
+  format: console
+shutdown_timeout: 20s
+`, brokers[0], topic, group, alerts, abs, chDSN)
+	path := filepath.Join(t.TempDir(), group+".yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// child runs `cdrguard run --config path` in a child process.
+func child(t *testing.T, config string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "run", "--config", config)
+	cmd.Env = append(os.Environ(), "CDRGUARD_TEST_AS_MAIN=1")
+	logf, err := os.Create(filepath.Join(t.TempDir(), "child.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("child log:\n%s", tail(string(b), 3000))
+		}
+	})
+	return cmd
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// stopChild sends SIGTERM and waits for a clean exit.
+func stopChild(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("cdrguard run exited with %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("cdrguard run did not stop within a minute of SIGTERM")
+	}
+}
+
+func waitCommitted(t *testing.T, kc *kafkaio.Client, group, topic string, atLeast int64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if kafkatest.Committed(kc, group, topic) >= atLeast {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("group %s did not commit %d records of %s within %v", group, atLeast, topic, timeout)
+}
+
+func chConn(t *testing.T, addr, db string) driver.Conn {
+	t.Helper()
+	conn, err := ch.Open(&ch.Options{Addr: []string{addr}, Auth: ch.Auth{Database: db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func dropDB(t *testing.T, addr, db string) {
+	t.Cleanup(func() {
+		conn, err := ch.Open(&ch.Options{Addr: []string{addr}})
+		if err == nil {
+			_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+			conn.Close()
+		}
+	})
+}
+
+// tables reads the final content of every table a run writes, as sorted
+// text rows (versions left out: a restart may emit a row at another
+// watermark minute with the same figures).
+func tables(t *testing.T, conn driver.Conn) map[string][]string {
+	t.Helper()
+	queries := map[string]string{
+		"alerts":         "SELECT alert_id, rule, subject, toString(detected_at), toString(calls) FROM alerts FINAL",
+		"caller_minute":  "SELECT caller, toString(minute), toString(calls), toString(answered), toString(short_calls), toString(talk_s), toString(distinct_callees) FROM caller_minute FINAL",
+		"caller_hourly":  "SELECT caller, toString(hour), toString(calls), toString(answered), toString(short_calls), toString(talk_s), toString(distinct_callees) FROM caller_hourly FINAL",
+		"caller_daily":   "SELECT caller, toString(day), toString(calls), toString(answered), toString(short_calls), toString(talk_s), toString(distinct_callees) FROM caller_daily FINAL",
+		"network_minute": "SELECT toString(minute), toString(source_partition), toString(calls), toString(talk_s) FROM network_minute FINAL",
+	}
+	out := map[string][]string{}
+	for table, q := range queries {
+		rows, err := conn.Query(context.Background(), q)
+		if err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		cols := len(rows.Columns())
+		for rows.Next() {
+			vals := make([]string, cols)
+			ptrs := make([]any, cols)
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatalf("%s: %v", table, err)
+			}
+			out[table] = append(out[table], strings.Join(vals, "|"))
+		}
+		rows.Close()
+		slices.Sort(out[table])
+	}
+	return out
+}
+
+func sameTables(t *testing.T, what string, want, got map[string][]string) {
+	t.Helper()
+	for table, rows := range want {
+		if len(rows) == 0 {
+			t.Errorf("%s: reference table %s is empty", what, table)
+		}
+		if !slices.Equal(rows, got[table]) {
+			extra, missing := 0, 0
+			for _, r := range got[table] {
+				if _, ok := slices.BinarySearch(rows, r); !ok {
+					extra++
+					if extra <= 3 {
+						t.Logf("%s %s: extra row %s", what, table, r)
+					}
+				}
+			}
+			for _, r := range rows {
+				if _, ok := slices.BinarySearch(got[table], r); !ok {
+					missing++
+					if missing <= 3 {
+						t.Logf("%s %s: missing row %s", what, table, r)
+					}
+				}
+			}
+			t.Errorf("%s: table %s differs from the uninterrupted run: %d rows, want %d (%d extra, %d missing)",
+				what, table, len(got[table]), len(rows), extra, missing)
+		}
+	}
+}
+
+func replayOf(t *testing.T, recs []schemas.CDR) []schemas.Alert {
+	t.Helper()
+	set, err := rules.Load(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := detectors.NewEngine(detectors.Config{}, set.Rules(), set.Allowlist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out detectors.Output
+	for i := range recs {
+		e.Process(&recs[i], &out)
+	}
+	e.Flush(&out)
+	return out.Alerts
+}
+
+// TestStreamToClickHouseSurvivesCrashAndOutage runs one generated day
+// through Kafka and `cdrguard run` into ClickHouse three times:
+//
+//  1. uninterrupted: the alerts table holds the (rule, subject) pairs a
+//     replay flags, and caller_daily holds the file's call count for
+//     every caller above the floor;
+//  2. killed with SIGKILL mid-stream and restarted: the same alerts in
+//     the topic without an ID twice, and the same final tables;
+//  3. with ClickHouse stopped for 30 s mid-stream and started again: the
+//     same final tables.
+func TestStreamToClickHouseSurvivesCrashAndOutage(t *testing.T) {
+	kc := kafkatest.Client(t)
+	chAddr := clickhouseAddr(t)
+	recs := synth.Generate(synth.Config{Seed: 21, Scale: 0.2}).Records
+	topic := kafkatest.Name(t, "cdrs")
+	kafkatest.ProduceCDRs(t, kc, topic, 6, recs)
+	total := int64(len(recs))
+	replay := replayOf(t, recs)
+
+	// 1. Uninterrupted.
+	db0, g0, a0 := "e2e_ref_"+suffix(), kafkatest.Name(t, "g0"), kafkatest.Name(t, "alerts0")
+	dropDB(t, chAddr, db0)
+	ref := child(t, e2eConfig(t, kc.Conn.Brokers, topic, g0, a0, "clickhouse://"+chAddr+"/"+db0))
+	kafkatest.WaitCaughtUp(t, kc, g0, 5*time.Minute, topic, topic+".sources")
+	stopChild(t, ref)
+	refTables := tables(t, chConn(t, chAddr, db0))
+
+	var stored []schemas.Alert
+	for _, row := range refTables["alerts"] {
+		f := strings.Split(row, "|")
+		stored = append(stored, schemas.Alert{AlertID: f[0], Rule: f[1], Subject: f[2]})
+	}
+	kafkatest.SamePairs(t, "ClickHouse alerts vs replay", rulesSubjects(replay), rulesSubjects(stored))
+	calls := map[string]int{}
+	for _, c := range recs {
+		calls[c.Caller]++
+	}
+	daily := map[string]string{}
+	for _, row := range refTables["caller_daily"] {
+		f := strings.Split(row, "|")
+		daily[f[0]] = f[2]
+	}
+	above := 0
+	for caller, n := range calls {
+		if n < 20 {
+			continue
+		}
+		above++
+		if daily[caller] != fmt.Sprint(n) {
+			t.Errorf("caller_daily for %s: %q calls, the file has %d", caller, daily[caller], n)
+		}
+	}
+	t.Logf("caller_daily checked for %d callers above the floor", above)
+
+	// 2. Killed mid-stream, restarted.
+	t.Run("kill", func(t *testing.T) {
+		db1, g1, a1 := "e2e_kill_"+suffix(), kafkatest.Name(t, "g1"), kafkatest.Name(t, "alerts1")
+		dropDB(t, chAddr, db1)
+		cfg := e2eConfig(t, kc.Conn.Brokers, topic, g1, a1, "clickhouse://"+chAddr+"/"+db1)
+		first := child(t, cfg)
+		waitCommitted(t, kc, g1, topic, total/3, 3*time.Minute)
+		if err := first.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = first.Wait()
+		killedAt := kafkatest.Committed(kc, g1, topic)
+		before := len(kafkatest.ReadAll(t, kc, a1))
+		t.Logf("killed with %d of %d records committed and %d alerts published", killedAt, total, before)
+		second := child(t, cfg)
+		kafkatest.WaitCaughtUp(t, kc, g1, 5*time.Minute, topic, topic+".sources")
+		stopChild(t, second)
+		got := kafkatest.Alerts(t, kafkatest.ReadAll(t, kc, a1))
+		kafkatest.SamePairs(t, "alerts after a crash vs replay", kafkatest.Pairs(replay), kafkatest.Pairs(got))
+		kafkatest.NoDuplicateIDs(t, got)
+		sameTables(t, "after a crash", refTables, tables(t, chConn(t, chAddr, db1)))
+	})
+
+	// 3. ClickHouse down for 30 s mid-stream, on a server of its own.
+	t.Run("clickhouse_outage", func(t *testing.T) {
+		own := ownClickHouse(t)
+		db2, g2, a2 := "e2e_outage_"+suffix(), kafkatest.Name(t, "g2"), kafkatest.Name(t, "alerts2")
+		run := child(t, e2eConfig(t, kc.Conn.Brokers, topic, g2, a2, "clickhouse://"+own.addr+"/"+db2))
+		waitCommitted(t, kc, g2, topic, total/4, 3*time.Minute)
+		own.stop(t)
+		downAt := time.Now()
+		time.Sleep(3 * time.Second) // let in-flight commits land
+		stalled := kafkatest.Committed(kc, g2, topic)
+		time.Sleep(30*time.Second - time.Since(downAt))
+		if now := kafkatest.Committed(kc, g2, topic); now != stalled {
+			t.Errorf("committed moved from %d to %d while ClickHouse was down", stalled, now)
+		}
+		t.Logf("ClickHouse down for %v with %d of %d records committed", time.Since(downAt).Round(time.Second), stalled, total)
+		own.start(t)
+		kafkatest.WaitCaughtUp(t, kc, g2, 5*time.Minute, topic, topic+".sources")
+		stopChild(t, run)
+		sameTables(t, "after a ClickHouse outage", refTables, tables(t, chConn(t, own.addr, db2)))
+	})
+}
+
+func rulesSubjects(alerts []schemas.Alert) []string {
+	set := map[string]bool{}
+	for _, a := range alerts {
+		set[a.Rule+" "+a.Subject] = true
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func suffix() string { return fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff) }
+
+// ownServer is a ClickHouse server of the test's own (started with the
+// project's services script in a scratch directory), so the test can
+// stop it without disturbing other tests.
+type ownServer struct {
+	scratch, port, addr string
+}
+
+func ownClickHouse(t *testing.T) *ownServer {
+	t.Helper()
+	s := &ownServer{scratch: t.TempDir(), port: "19000"}
+	s.addr = "127.0.0.1:" + s.port
+	s.start(t)
+	t.Cleanup(func() { s.script(t, "purge") })
+	return s
+}
+
+func (s *ownServer) script(t *testing.T, verb string) {
+	t.Helper()
+	cmd := exec.Command("../../deploy/local/services.sh", verb)
+	cmd.Env = append(os.Environ(), "SERVICES=clickhouse", "CDRGUARD_SCRATCH="+s.scratch,
+		"CLICKHOUSE_TCP_PORT="+s.port, "CLICKHOUSE_HTTP_PORT=18123")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("services.sh %s: %v\n%s", verb, err, out)
+	}
+}
+
+func (s *ownServer) start(t *testing.T) { s.script(t, "up") }
+func (s *ownServer) stop(t *testing.T)  { s.script(t, "down") }
