@@ -253,7 +253,8 @@ func (j *job) newState(topic string, partition int) (*partitionState, error) {
 
 // rewind finds where to start replaying a partition quietly so that its
 // windows hold every record that started within the longest window (plus
-// the lateness) before the committed offset. Producers stamp records no
+// the lateness) before the committed offset — and, when aggregates are
+// written, since the start of that record's UTC day. Producers stamp records no
 // earlier than the call's start, so the first message stamped at or after
 // that time is early enough.
 func (j *job) rewind(ctx context.Context, st *partitionState, committed, first int64) (int64, error) {
@@ -283,7 +284,15 @@ func (j *job) rewind(ctx context.Context, st *partitionState, committed, first i
 	if lateness == 0 {
 		lateness = 10 * time.Minute
 	}
-	from, err := j.cfg.Kafka.OffsetAt(ctx, st.topic, st.partition, at.Add(-longest-lateness-time.Minute))
+	back := at.Add(-longest - lateness - time.Minute)
+	if st.role == inputRole && j.cfg.Sink != nil {
+		// Day rows count a caller's whole UTC day: rebuild from its start.
+		y, m, d := at.UTC().Date()
+		if dayStart := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Add(-lateness - time.Minute); dayStart.Before(back) {
+			back = dayStart
+		}
+	}
+	from, err := j.cfg.Kafka.OffsetAt(ctx, st.topic, st.partition, back)
 	if err != nil {
 		return 0, err
 	}
