@@ -13,7 +13,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SERVICES_SH := deploy/local/services.sh
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build run test test-unit bench lint fmt services-up services-down clean
+.PHONY: build run test test-unit bench bench-e2e lint fmt services-up services-down clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/cdrguard
@@ -35,6 +35,12 @@ test-unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./schemas/... ./detectors/...
+
+# End-to-end throughput against the local broker: a pre-filled topic of a
+# generated day, drained bare with kafka-go and consumed by the job in the
+# same run (CDRGUARD_BENCH_SCALE=1 is ~490k records).
+bench-e2e: services-up
+	CDRGUARD_BENCH_E2E=1 $(GO) test -run 'TestE2EThroughput' -count=1 -v -timeout 30m ./pipeline/stream/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

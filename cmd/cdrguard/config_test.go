@@ -1,0 +1,88 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "run.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigFileOverridesDefaults(t *testing.T) {
+	cfg, err := loadRunConfig(writeConfig(t, `
+kafka:
+  brokers: ["k1:9092", "k2:9092"]
+  topic: mediation.cdrs
+  sasl: {mechanism: SCRAM-SHA-512, username: cdrguard, password: s3cret}
+detect:
+  lateness: 5m
+  windows: [{size: 10m, buckets: 10}, {size: 1h, buckets: 12}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.Topic != "mediation.cdrs" || len(cfg.Kafka.Brokers) != 2 || cfg.Kafka.Group != "cdrguard" {
+		t.Fatalf("kafka %+v", cfg.Kafka)
+	}
+	if cfg.Detect.Lateness != 5*time.Minute || cfg.Detect.ShortCallS != 10 || len(cfg.detectorConfig().Windows) != 2 {
+		t.Fatalf("detect %+v", cfg.Detect)
+	}
+	if r := cfg.Kafka.Conn.Redacted(); strings.Contains(r, "s3cret") || !strings.Contains(r, "SCRAM-SHA-512 as cdrguard") {
+		t.Fatalf("redacted connection %q", r)
+	}
+	o := overrides{brokers: "k9:9092", topic: "other", rules: "r.yaml", metrics: "off"}
+	o.apply(&cfg)
+	if cfg.Kafka.Brokers[0] != "k9:9092" || cfg.Kafka.Topic != "other" || cfg.Detect.Rules != "r.yaml" || cfg.Metrics.Listen != "" {
+		t.Fatalf("overrides not applied: %+v", cfg)
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	f := func(body, want string) {
+		t.Helper()
+		cfg, err := loadRunConfig(writeConfig(t, body))
+		if err == nil {
+			err = cfg.validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("config:\n%s\nerror %v, want one containing %q", body, err, want)
+		}
+	}
+	f("kafka:\n  topik: cdrs\n", "field topik not found")
+	f("kafka:\n  brokers: [localhost]\n", `kafka.brokers[0] "localhost" is not host:port`)
+	f("kafka:\n  brokers: []\n", "kafka.brokers: at least one broker")
+	f("kafka:\n  group: \"\"\n", "kafka.group is empty")
+	f("kafka:\n  sasl: {mechanism: GSSAPI, username: u}\n", `kafka.sasl.mechanism "GSSAPI"`)
+	f("kafka:\n  sasl: {mechanism: PLAIN}\n", "kafka.sasl.username is empty")
+	f("kafka:\n  tls: {enabled: true, cert_file: c.pem}\n", "cert_file and key_file go together")
+	f("kafka:\n  commit_interval: 0s\n", "kafka.commit_interval 0s must be positive")
+	f("kafka:\n  commit_interval: soon\n", "cannot unmarshal")
+	f("kafka:\n  max_in_flight: 0\n", "kafka.max_in_flight 0")
+	f("input:\n  country_code: \"+44\"\n", `input.country_code "+44" must be digits`)
+	f("input:\n  max_record_bytes: 10\n", "input.max_record_bytes 10")
+	f("detect:\n  short_call_s: -1\n", "short_call_s -1")
+	f("detect:\n  windows: [{size: 45s, buckets: 10}]\n", "windows[0].size 45s")
+	f("clickhouse:\n  store_cdrs: true\n", "need clickhouse.dsn")
+	f("clickhouse:\n  dsn: clickhouse://x:9000/db\n  pseudonymize_callees: true\n", "pseudonym_key_file")
+	f("log:\n  level: loud\n", `log.level "loud"`)
+	f("shutdown_timeout: -1s\n", "shutdown_timeout -1s must be positive")
+}
+
+func TestRunRefusesBadConfigBeforeConnecting(t *testing.T) {
+	code, _, stderr := cli(t, "run", "--config", writeConfig(t, "kafka:\n  brokers: [nope]\n"))
+	if code != 1 || !strings.Contains(stderr, "invalid configuration") || !strings.Contains(stderr, `"nope" is not host:port`) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
