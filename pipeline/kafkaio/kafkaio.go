@@ -80,6 +80,13 @@ func (c *Conn) Validate() error {
 	return nil
 }
 
+// String returns the redacted description, so printing a Conn with %v or
+// %+v never shows the password.
+func (c Conn) String() string { return c.Redacted() }
+
+// GoString is String for %#v.
+func (c Conn) GoString() string { return c.Redacted() }
+
 // Redacted returns a description of c for logs, without secrets.
 func (c *Conn) Redacted() string {
 	auth := "none"
@@ -175,6 +182,22 @@ func NewClient(c Conn) (*Client, error) {
 // Close releases idle connections.
 func (c *Client) Close() { c.Transport.CloseIdleConnections() }
 
+// adminErr returns err from an Admin call. When the transport could not
+// connect at all (a wrong SASL password, an untrusted certificate, ...),
+// kafka-go answers requests it routes to the controller (CreateTopics)
+// with a bare [8] Broker Not Available; the connection error is only kept
+// for metadata requests, so ask for it and put it first. (ListOffsets
+// reads metadata itself and reports the real error already.)
+func (c *Client) adminErr(ctx context.Context, err error) error {
+	if !errors.Is(err, kafka.BrokerNotAvailable) || ctx.Err() != nil {
+		return err
+	}
+	if _, merr := c.Admin.Metadata(ctx, &kafka.MetadataRequest{}); merr != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w (%w)", merr, err)
+	}
+	return err
+}
+
 // TopicSpec describes a topic cdrguard creates when it is missing.
 type TopicSpec struct {
 	Name              string
@@ -196,7 +219,7 @@ func (c *Client) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 	}
 	resp, err := c.Admin.CreateTopics(ctx, req)
 	if err != nil {
-		return fmt.Errorf("cannot create topics: %w", err)
+		return fmt.Errorf("cannot create topics: %w", c.adminErr(ctx, err))
 	}
 	for name, err := range resp.Errors {
 		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
