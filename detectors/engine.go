@@ -65,6 +65,8 @@ type Engine struct {
 	metrics [8]schemas.Metrics // per-window scratch for one evaluation
 	mvalid  [8]bool
 	buf     []byte
+	// touched keeps runHeld's early table reads from being optimised away.
+	touched uint64
 
 	agg   *aggregator
 	stats Stats
@@ -250,7 +252,7 @@ func (e *Engine) Keys(kind schemas.SubjectKind) (keys, detailed int) {
 			detailed++
 		}
 	}
-	return len(t.m), detailed
+	return t.len(), detailed
 }
 
 // Output collects what an engine emits. Reuse one across calls with Reset.
@@ -305,7 +307,11 @@ func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
 	}
 	if !e.held.put(c, tag, e.quiet) {
 		e.stats.Late++
-		e.run(c, e.quiet, out)
+		r := record{startMS: c.StartMS, durationS: c.DurationS, disposition: c.Disposition,
+			caller: c.Caller, callee: c.Callee, trunk: c.Trunk, imei: c.IMEI, imsi: c.IMSI, sourceIP: c.SourceIP}
+		var k recordKeys
+		e.keys(&r, &k)
+		e.run(&r, &k, e.quiet, out)
 	}
 }
 
@@ -353,18 +359,83 @@ func (e *Engine) Held() int { return e.held.n }
 // release runs the held records that started before upto (event seconds)
 // and then closes the aggregates up to it.
 func (e *Engine) release(upto uint32, out *Output) {
-	e.held.release(upto, func(h *held) { e.run(&h.c, h.quiet, out) })
+	e.held.release(upto, func(recs []held, order []uint32) { e.runHeld(recs, order, out) })
 	if e.agg != nil {
 		e.agg.advance(upto, out)
 	}
 }
 
-// run runs one record through the detectors. quiet says whether the record
-// arrived in quiet mode.
-func (e *Engine) run(c *schemas.CDR, quiet bool, out *Output) {
+// runGroup is how many released records runHeld looks up at once.
+const runGroup = 8
+
+// recordKeys are the packed keys of a record's subjects.
+type recordKeys struct {
+	caller, callee uint64
+	calleeNumeric  bool
+	// sources are the keys of the record's trunk, IMEI, IMSI and source
+	// address (sourceKinds); 0 where absent or not tracked.
+	sources [4]uint64
+}
+
+// sourceKinds are the kinds of recordKeys.sources, in order.
+var sourceKinds = [4]schemas.SubjectKind{schemas.SubjectTrunk, schemas.SubjectIMEI, schemas.SubjectIMSI, schemas.SubjectSourceIP}
+
+// keys packs the keys of r into k.
+func (e *Engine) keys(r *record, k *recordKeys) {
+	k.caller, _ = packKey(r.caller)
+	k.callee, k.calleeNumeric = packKey(r.callee)
+	for i, id := range [...]string{r.trunk, r.imei, r.imsi, r.sourceIP} {
+		k.sources[i] = 0
+		if e.tables[sourceKinds[i]] != nil && id != "" {
+			k.sources[i], _ = packKey(id)
+		}
+	}
+}
+
+// touch reads the first table slot of each of k's keys (see
+// hashTable.touch).
+func (e *Engine) touch(k *recordKeys) (touched uint64) {
+	if t := e.tables[schemas.SubjectCaller]; t != nil {
+		touched = t.touch(k.caller)
+	}
+	for i, key := range k.sources {
+		if key != 0 {
+			touched ^= e.tables[sourceKinds[i]].touch(key)
+		}
+	}
+	return touched
+}
+
+// runHeld runs released records in the given order, runGroup records at
+// a time: it packs the keys of a group's records, then reads their first
+// table slots in a tight loop, so that the cache misses of those reads
+// overlap instead of stalling each record in turn, and then runs the
+// group.
+func (e *Engine) runHeld(recs []held, order []uint32, out *Output) {
+	var keys [runGroup]recordKeys
+	for len(order) > 0 {
+		g := order[:min(len(order), runGroup)]
+		order = order[len(g):]
+		for j, i := range g {
+			e.keys(&recs[i].r, &keys[j])
+		}
+		var touched uint64
+		for j := range g {
+			touched ^= e.touch(&keys[j])
+		}
+		e.touched = touched
+		for j, i := range g {
+			e.run(&recs[i].r, &keys[j], recs[i].quiet, out)
+		}
+	}
+}
+
+// run runs one record, whose keys are k, through the detectors. quiet says
+// whether the record arrived in quiet mode.
+func (e *Engine) run(c *record, k *recordKeys, quiet bool, out *Output) {
 	was := e.quiet
 	e.quiet = quiet
-	ts := toTS(c.StartMS)
+	ts := toTS(c.startMS)
 	if ts > e.now {
 		hour := ts/3600 != e.now/3600
 		e.now = ts
@@ -372,32 +443,24 @@ func (e *Engine) run(c *schemas.CDR, quiet bool, out *Output) {
 			e.sweep()
 		}
 	}
-	cl := call{ts: ts, talk: uint32(max(c.DurationS, 0)), answered: c.Disposition == schemas.Answered,
-		rejected: c.Disposition == schemas.Rejected || c.Disposition == schemas.Busy}
+	cl := call{ts: ts, talk: uint32(max(c.durationS, 0)), answered: c.disposition == schemas.Answered,
+		rejected: c.disposition == schemas.Rejected || c.disposition == schemas.Busy}
 	cl.short = !cl.answered || cl.talk < e.shortS
 	cl.refused = cl.rejected || cl.answered && cl.short
 
-	callerKey, _ := packKey(c.Caller)
-	calleeKey, calleeNumeric := packKey(c.Callee)
 	if t := e.tables[schemas.SubjectCaller]; t != nil {
-		newCallee := e.update(t, callerKey, c.Caller, calleeKey, calleeNumeric, calleeKey, c.Caller, &cl, out)
+		newCallee := e.update(t, k.caller, c.caller, k.callee, k.calleeNumeric, k.callee, c.caller, &cl, out)
 		if e.agg != nil {
-			e.agg.add(callerKey, c.Caller, calleeKey, newCallee, &cl)
+			e.agg.add(k.caller, c.caller, k.callee, newCallee, &cl)
 		}
 	}
 	if e.agg != nil {
 		e.agg.network(&cl)
 	}
-	for _, s := range [...]struct {
-		kind schemas.SubjectKind
-		id   string
-	}{{schemas.SubjectTrunk, c.Trunk}, {schemas.SubjectIMEI, c.IMEI}, {schemas.SubjectIMSI, c.IMSI}, {schemas.SubjectSourceIP, c.SourceIP}} {
-		t := e.tables[s.kind]
-		if t == nil || s.id == "" {
-			continue
+	for i, id := range [...]string{c.trunk, c.imei, c.imsi, c.sourceIP} {
+		if key := k.sources[i]; key != 0 {
+			e.update(e.tables[sourceKinds[i]], key, id, k.caller, false, 0, c.caller, &cl, out)
 		}
-		key, _ := packKey(s.id)
-		e.update(t, key, s.id, callerKey, false, 0, c.Caller, &cl, out)
 	}
 	e.quiet = was
 }
@@ -406,7 +469,7 @@ func (e *Engine) run(c *schemas.CDR, quiet bool, out *Output) {
 // the watermark had passed them: call it at the end of a finite input (a
 // replay).
 func (e *Engine) Flush(out *Output) {
-	e.held.release(e.maxTS+1, func(h *held) { e.run(&h.c, h.quiet, out) })
+	e.held.release(e.maxTS+1, func(recs []held, order []uint32) { e.runHeld(recs, order, out) })
 	if e.agg != nil && !e.quiet {
 		e.agg.flush(out)
 	}
@@ -418,8 +481,7 @@ func (e *Engine) Flush(out *Output) {
 // call's UTC day, as far as the key's state remembers.
 func (e *Engine) update(t *table, key uint64, subject string, peer uint64, peerNumeric bool,
 	callee uint64, caller string, cl *call, out *Output) (newPeer bool) {
-	l := t.m[key]
-	defer func() { t.m[key] = l }()
+	l, _ := t.upsert(key) // valid throughout: nothing below touches t
 	if l.heavy != 0 {
 		h := e.heavies[l.heavy-1]
 		l.ts = max(l.ts, cl.ts)
@@ -428,7 +490,7 @@ func (e *Engine) update(t *table, key uint64, subject string, peer uint64, peerN
 		return prev == 0 || prev/86400 < cl.ts/86400
 	}
 	newPeer = l.ts == 0 || l.peer != peer || l.ts/86400 != cl.ts/86400
-	if l.flags&flagExempt != 0 || !e.lightGate(&l, t.kind, peer, cl) {
+	if l.flags&flagExempt != 0 || !e.lightGate(l, t.kind, peer, cl) {
 		l.remember(peer, cl)
 		return newPeer
 	}
@@ -438,7 +500,7 @@ func (e *Engine) update(t *table, key uint64, subject string, peer uint64, peerN
 		l.remember(peer, cl)
 		return newPeer
 	}
-	h := e.promote(t.kind, &l, subject)
+	h := e.promote(t.kind, l, subject)
 	// The detailed windows start with the key's previous call, then this.
 	if l.ts != 0 {
 		old := callFromInfo(l.ts, l.info)
@@ -511,12 +573,17 @@ func (e *Engine) demote(l *light) {
 func (e *Engine) heavyAdd(h *heavy, cl *call, peer uint64, peerNumeric bool, callee uint64, caller string) (calleePrev uint32) {
 	ts := cl.ts
 	stale := sub(e.now, e.longest+e.lateness)
-	for i := range h.rings {
-		b := h.rings[i].at(ts)
+	rings := h.rings
+	// cur[i] is ring i's bucket for ts, nil when ts is older than the
+	// window; nothing below moves a window, so they stay valid.
+	var cur [len(Engine{}.metrics)]*bucket
+	for i := range rings {
+		b := rings[i].at(ts)
 		if b == nil {
 			continue
 		}
-		h.rings[i].calls++
+		cur[i] = b
+		rings[i].calls++
 		b.calls++
 		b.talk += cl.talk
 		if cl.answered {
@@ -533,21 +600,19 @@ func (e *Engine) heavyAdd(h *heavy, cl *call, peer uint64, peerNumeric bool, cal
 		prev, rec, sl := h.callees.touch(ts, callee, cl.refused, stale)
 		calleePrev = prev
 		if prev == 0 || ts > prev {
-			for i := range h.rings {
-				r := &h.rings[i]
+			for i := range rings {
 				if prev != 0 {
-					if ob := r.bucketOf(prev); ob != nil && ob.newCallees > 0 {
+					if ob := rings[i].bucketOf(prev); ob != nil && ob.newCallees > 0 {
 						ob.newCallees--
 					}
 				}
-				if nb := r.bucketOf(ts); nb != nil {
+				if nb := cur[i]; nb != nil {
 					nb.newCallees++
 				}
 			}
 		}
-		for i := range h.rings {
-			r := &h.rings[i]
-			b := r.bucketOf(ts)
+		for i := range rings {
+			b := cur[i]
 			if b == nil {
 				continue
 			}
@@ -563,8 +628,8 @@ func (e *Engine) heavyAdd(h *heavy, cl *call, peer uint64, peerNumeric bool, cal
 		}
 		if h.seq != nil && peerNumeric && h.kind == schemas.SubjectCaller {
 			run := uint16(min(h.seq.add(callee, ts, stale), 65535))
-			for i := range h.rings {
-				if b := h.rings[i].bucketOf(ts); b != nil {
+			for i := range rings {
+				if b := cur[i]; b != nil {
 					b.maxSeq = max(b.maxSeq, run)
 				}
 			}
@@ -575,8 +640,8 @@ func (e *Engine) heavyAdd(h *heavy, cl *call, peer uint64, peerNumeric bool, cal
 	}
 	if h.kind.IsSource() && peer != 0 {
 		prev, rec, sl := h.callers.touch(ts, peer, false, stale)
-		for i := range h.rings {
-			b := h.rings[i].bucketOf(ts)
+		for i := range rings {
+			b := cur[i]
 			if b == nil {
 				continue
 			}
@@ -597,14 +662,13 @@ func (e *Engine) heavyAdd(h *heavy, cl *call, peer uint64, peerNumeric bool, cal
 			}
 		}
 		if prev == 0 || ts > prev {
-			for i := range h.rings {
-				r := &h.rings[i]
+			for i := range rings {
 				if prev != 0 {
-					if ob := r.bucketOf(prev); ob != nil && ob.newCallers > 0 {
+					if ob := rings[i].bucketOf(prev); ob != nil && ob.newCallers > 0 {
 						ob.newCallers--
 					}
 				}
-				if nb := r.bucketOf(ts); nb != nil {
+				if nb := cur[i]; nb != nil {
 					nb.newCallers++
 				}
 			}
@@ -670,24 +734,25 @@ func (e *Engine) sweep() {
 		if t == nil {
 			continue
 		}
-		for k, l := range t.m {
+		// filter may visit a key twice; a key kept (and maybe demoted)
+		// on its first visit is kept again, and not demoted twice.
+		t.filter(func(_ uint64, l *light) bool {
 			if l.ts+e.longest+e.lateness < e.now {
 				if l.heavy != 0 {
-					e.demote(&l)
+					e.demote(l)
 				}
-				delete(t.m, k)
 				e.stats.Evictions++
-				continue
+				return false
 			}
 			if l.heavy != 0 {
 				h := e.heavies[l.heavy-1]
 				if h.rings[e.gateRing].callsAt(e.now) == 0 && h.longestCalls(e) < uint32(2*e.cfg.DetailCalls) && !h.coolingDown(e.now) {
-					e.demote(&l)
-					t.m[k] = l
+					e.demote(l)
 					e.stats.Demotions++
 				}
 			}
-		}
+			return true
+		})
 	}
 	if e.agg != nil {
 		e.agg.sweep()

@@ -167,3 +167,23 @@ func TestPeerSetSwitchesToSketch(t *testing.T) {
 		t.Fatalf("sketch keeps last-seen: prev = %d, want 1000", prev)
 	}
 }
+
+func TestDivisorIsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	xs := []uint32{0, 1, 2, 3, 59, 60, 61, 1<<31 - 1, 1 << 31, 1<<32 - 2, 1<<32 - 1}
+	for range 10000 {
+		xs = append(xs, rng.Uint32())
+	}
+	ds := []uint32{1, 2, 3, 5, 7, 10, 12, 24, 30, 60, 300, 450, 1440, 3600, 86400, 604800, 1<<31 + 1, 1<<32 - 1}
+	for range 100 {
+		ds = append(ds, 1+rng.Uint32N(1<<20))
+	}
+	for _, d := range ds {
+		v := newDivisor(d)
+		for _, x := range xs {
+			if q, r := v.div(x), v.mod(x); q != x/d || r != x%d {
+				t.Fatalf("%d / %d = %d rem %d, want %d rem %d", x, d, q, r, x/d, x%d)
+			}
+		}
+	}
+}

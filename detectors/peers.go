@@ -73,11 +73,10 @@ type sketchSlot struct {
 // repeat-dialling metrics; without (caller IDs) only the last-seen time.
 type peerSet struct {
 	repeat bool
-	// Exact mode. index maps a peer to its last-seen time (!repeat) or to
-	// its record in recs (repeat).
-	index map[uint64]uint32
-	recs  []peerRec
-	free  []uint32
+	// Exact mode: each peer's last-seen time (!repeat) or its record
+	// (repeat).
+	last hashTable[uint32]
+	recs hashTable[peerRec]
 	// Sketch mode.
 	slots []sketchSlot
 	mask  uint64
@@ -108,31 +107,17 @@ func (s *peerSet) touch(ts uint32, peer uint64, refused bool, stale uint32) (pre
 		}
 		return prev, nil, sl
 	}
-	if s.index == nil {
-		s.index = make(map[uint64]uint32, 8)
-	}
-	v, ok := s.index[peer]
 	if !s.repeat {
-		if ok && v >= stale {
-			prev = v
+		v, found := s.last.upsert(peer)
+		if found && *v >= stale {
+			prev = *v
 		}
-		if !ok || ts > v {
-			s.index[peer] = ts
+		if !found || ts > *v {
+			*v = ts
 		}
 		return prev, nil, nil
 	}
-	if !ok {
-		if n := len(s.free); n > 0 {
-			v = s.free[n-1]
-			s.free = s.free[:n-1]
-			s.recs[v] = peerRec{}
-		} else {
-			v = uint32(len(s.recs))
-			s.recs = append(s.recs, peerRec{})
-		}
-		s.index[peer] = v
-	}
-	r := &s.recs[v]
+	r, _ := s.recs.upsert(peer) // a new peer's record is empty
 	if r.n > 0 {
 		prev = r.t[0]
 		if prev < stale {
@@ -146,41 +131,35 @@ func (s *peerSet) touch(ts uint32, peer uint64, refused bool, stale uint32) (pre
 
 // size returns the number of tracked peers (exact mode) or slots.
 func (s *peerSet) size() int {
-	if s.slots != nil {
+	switch {
+	case s.slots != nil:
 		return len(s.slots)
+	case s.repeat:
+		return s.recs.len()
 	}
-	return len(s.index)
+	return s.last.len()
 }
 
 // purge forgets peers last seen before stale. It returns how many remain.
 func (s *peerSet) purge(stale uint32) int {
-	if s.slots != nil {
-		return len(s.slots)
+	switch {
+	case s.slots != nil:
+	case s.repeat:
+		s.recs.filter(func(_ uint64, r *peerRec) bool { return r.t[0] >= stale })
+	default:
+		s.last.filter(func(_ uint64, last *uint32) bool { return *last >= stale })
 	}
-	for k, v := range s.index {
-		last := v
-		if s.repeat {
-			last = s.recs[v].t[0]
-		}
-		if last < stale {
-			delete(s.index, k)
-			if s.repeat {
-				s.free = append(s.free, v)
-			}
-		}
-	}
-	return len(s.index)
+	return s.size()
 }
 
 // each calls f with every tracked peer and its last-seen time (exact
-// mode).
+// mode), in no particular order.
 func (s *peerSet) each(f func(peer uint64, last uint32)) {
-	for k, v := range s.index {
-		if s.repeat {
-			v = s.recs[v].t[0]
-		}
-		f(k, v)
+	if s.repeat {
+		s.recs.each(func(k uint64, r *peerRec) { f(k, r.t[0]) })
+		return
 	}
+	s.last.each(func(k uint64, last *uint32) { f(k, *last) })
 }
 
 // toSketch switches to the estimate, carrying every peer's last-seen time
@@ -189,20 +168,21 @@ func (s *peerSet) each(f func(peer uint64, last uint32)) {
 func (s *peerSet) toSketch(slots int, each func(last uint32)) {
 	s.slots = make([]sketchSlot, slots)
 	s.mask = uint64(slots - 1)
-	for k, v := range s.index {
+	add := func(k uint64, last uint32, calls, refused int) {
 		sl := &s.slots[mix64(k)&s.mask]
-		last := v
-		calls, refused := 1, 0
-		if s.repeat {
-			r := &s.recs[v]
-			last = r.t[0]
-			calls, refused = r.count(0, math.MaxUint32)
-		}
 		sl.last = max(sl.last, last)
 		sl.calls += uint16(calls)
 		sl.refused += uint16(refused)
 	}
-	s.index, s.recs, s.free = nil, nil, nil
+	if s.repeat {
+		s.recs.each(func(k uint64, r *peerRec) {
+			calls, refused := r.count(0, math.MaxUint32)
+			add(k, r.t[0], calls, refused)
+		})
+	} else {
+		s.last.each(func(k uint64, last *uint32) { add(k, *last, 1, 0) })
+	}
+	s.last, s.recs = hashTable[uint32]{}, hashTable[peerRec]{}
 	for i := range s.slots {
 		if s.slots[i].last != 0 {
 			each(s.slots[i].last)

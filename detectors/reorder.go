@@ -17,10 +17,25 @@ import (
 // price is that an alert leaves the engine about one lateness after the
 // record that raised it (its detected_at is still that record's start).
 
-// held is a record waiting for the watermark: the fields the detectors
-// read, with strings copied into its second's arena.
+// record is a CDR as the detectors read it.
+type record struct {
+	startMS     int64
+	durationS   int32
+	disposition schemas.Disposition
+	caller      string
+	callee      string
+	trunk       string
+	imei        string
+	imsi        string
+	sourceIP    string
+}
+
+// held is a record waiting for the watermark, with its strings copied into
+// its second's arena, and what orders it among the records of its
+// millisecond.
 type held struct {
-	c     schemas.CDR
+	r     record
+	endMS int64
 	tag   int64
 	quiet bool
 }
@@ -29,6 +44,7 @@ type held struct {
 type second struct {
 	sec   uint32
 	recs  []held
+	order []uint32 // indexes into recs, in start-time order once sorted
 	arena []byte
 	// minTag is the smallest tag held here.
 	minTag int64
@@ -71,18 +87,12 @@ func (r *reorder) put(c *schemas.CDR, tag int64, quiet bool) bool {
 		r.push(sec)
 	}
 	s.minTag = min(s.minTag, tag)
-	h := held{tag: tag, quiet: quiet, c: schemas.CDR{
-		StartMS: c.StartMS, AnswerMS: c.AnswerMS, EndMS: c.EndMS, Disposition: c.Disposition,
-		CauseCode: c.CauseCode, Attestation: c.Attestation,
-	}}
-	h.c.SetDuration(c.DurationS)
-	h.c.Caller = s.keep(c.Caller)
-	h.c.Callee = s.keep(c.Callee)
-	h.c.Trunk = s.keep(c.Trunk)
-	h.c.IMEI = s.keep(c.IMEI)
-	h.c.IMSI = s.keep(c.IMSI)
-	h.c.SourceIP = s.keep(c.SourceIP)
-	s.recs = append(s.recs, h)
+	s.recs = append(s.recs, held{
+		r: record{startMS: c.StartMS, durationS: c.DurationS, disposition: c.Disposition,
+			caller: s.keep(c.Caller), callee: s.keep(c.Callee), trunk: s.keep(c.Trunk),
+			imei: s.keep(c.IMEI), imsi: s.keep(c.IMSI), sourceIP: s.keep(c.SourceIP)},
+		endMS: c.EndMS, tag: tag, quiet: quiet,
+	})
 	r.n++
 	return true
 }
@@ -103,8 +113,9 @@ func (s *second) keep(v string) string {
 }
 
 // release runs, in start-time order, every held record that started
-// before the second upto.
-func (r *reorder) release(upto uint32, run func(h *held)) {
+// before the second upto: run gets the records of one second at a time,
+// and the order in which to run them.
+func (r *reorder) release(upto uint32, run func(recs []held, order []uint32)) {
 	if upto <= r.released {
 		return
 	}
@@ -112,10 +123,8 @@ func (r *reorder) release(upto uint32, run func(h *held)) {
 		sec := r.pop()
 		s := r.secs[sec]
 		delete(r.secs, sec)
-		slices.SortFunc(s.recs, compareHeld)
-		for i := range s.recs {
-			run(&s.recs[i])
-		}
+		s.sort()
+		run(s.recs, s.order)
 		r.n -= len(s.recs)
 		clear(s.recs) // drop the string headers
 		s.recs = s.recs[:0]
@@ -124,6 +133,18 @@ func (r *reorder) release(upto uint32, run func(h *held)) {
 		}
 	}
 	r.released = upto
+}
+
+// sort puts the indexes of s's records in start-time order. It sorts
+// indexes rather than the records themselves, with the same algorithm, so
+// the order is the one sorting the records would give.
+func (s *second) sort() {
+	s.order = s.order[:0]
+	for i := range s.recs {
+		s.order = append(s.order, uint32(i))
+	}
+	recs := s.recs
+	slices.SortFunc(s.order, func(a, b uint32) int { return compareHeld(&recs[a], &recs[b]) })
 }
 
 func (r *reorder) push(sec uint32) {
@@ -165,19 +186,21 @@ func (r *reorder) pop() uint32 {
 
 // compareHeld orders records by start time, then by their content, so that
 // even records starting in the same millisecond run in one fixed order.
-func compareHeld(a, b held) int {
-	x, y := &a.c, &b.c
+func compareHeld(a, b *held) int {
+	if a.r.startMS != b.r.startMS {
+		return cmp.Compare(a.r.startMS, b.r.startMS)
+	}
+	x, y := &a.r, &b.r
 	return cmp.Or(
-		cmp.Compare(x.StartMS, y.StartMS),
-		strings.Compare(x.Caller, y.Caller),
-		strings.Compare(x.Callee, y.Callee),
-		cmp.Compare(x.EndMS, y.EndMS),
-		cmp.Compare(x.DurationS, y.DurationS),
-		cmp.Compare(x.Disposition, y.Disposition),
-		strings.Compare(x.Trunk, y.Trunk),
-		strings.Compare(x.IMEI, y.IMEI),
-		strings.Compare(x.IMSI, y.IMSI),
-		strings.Compare(x.SourceIP, y.SourceIP),
+		strings.Compare(x.caller, y.caller),
+		strings.Compare(x.callee, y.callee),
+		cmp.Compare(a.endMS, b.endMS),
+		cmp.Compare(x.durationS, y.durationS),
+		cmp.Compare(x.disposition, y.disposition),
+		strings.Compare(x.trunk, y.trunk),
+		strings.Compare(x.imei, y.imei),
+		strings.Compare(x.imsi, y.imsi),
+		strings.Compare(x.sourceIP, y.sourceIP),
 	)
 }
 

@@ -19,8 +19,8 @@ const (
 // light is the compact state every key has (24 bytes, no pointers): its
 // latest call and its calls in the current and previous half hour, enough
 // to decide when the key is busy enough for detailed windows (heavy
-// state). Keys live in Go maps by value, so a key costs one map slot and
-// nothing else, and the garbage collector never scans them.
+// state). Keys live in a hashTable by value, so a key costs one 32-byte
+// slot and nothing else, and the garbage collector never scans them.
 type light struct {
 	peer  uint64 // callee of the latest call (caller keys) or its caller (sources)
 	ts    uint32 // start of the latest call (0 for none)
@@ -93,12 +93,10 @@ func callFromInfo(ts uint32, v uint16) call {
 // table holds the keys of one subject kind.
 type table struct {
 	kind schemas.SubjectKind
-	m    map[uint64]light
+	hashTable[light]
 }
 
-func newTable(kind schemas.SubjectKind) *table {
-	return &table{kind: kind, m: make(map[uint64]light)}
-}
+func newTable(kind schemas.SubjectKind) *table { return &table{kind: kind} }
 
 // ruleState is a busy key's memory of one rule.
 type ruleState struct {
