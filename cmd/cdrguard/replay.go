@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/rules"
@@ -176,6 +177,11 @@ type replayer struct {
 	kept      []schemas.Alert
 }
 
+// file replays one input. One goroutine decodes the input into batches
+// of records whose strings it copies into the batch's arena (a decoder's
+// strings are only valid until its next Decode), while this one runs
+// them through the engine in input order. Batches are recycled, so a
+// replay allocates nothing per record.
 func (r *replayer) file(ctx context.Context, path, format string, opts schemas.DecodeOptions) error {
 	var in io.Reader = os.Stdin
 	name := "stdin"
@@ -191,34 +197,124 @@ func (r *replayer) file(ctx context.Context, path, format string, opts schemas.D
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	var c schemas.CDR
+	full := make(chan *batch, replayBatches-1)
+	free := make(chan *batch, replayBatches)
+	for range replayBatches {
+		free <- &batch{}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.decode(ctx, dec, name, free, full, stop)
+	}()
+	defer func() {
+		close(stop) // the decoder may be waiting for a free batch
+		<-done      // and must be done with the input before it closes
+	}()
 	var o detectors.Output
-	for n := 0; ; n++ {
-		if n&0xffff == 0 && ctx.Err() != nil {
-			return fmt.Errorf("replay of %s interrupted: %w", name, ctx.Err())
-		}
-		err := dec.Decode(&c)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			var re *schemas.RecordError
-			if !errors.As(err, &re) {
-				return fmt.Errorf("cannot read %s: %w", name, err)
+	for b := range full {
+		for i := range b.recs {
+			c := &b.recs[i]
+			r.records++
+			if r.robo[c.Caller] {
+				r.roboCalls = append(r.roboCalls, c.Clone())
 			}
-			r.reject(name, re)
-			continue
-		}
-		r.records++
-		if r.robo[c.Caller] {
-			r.roboCalls = append(r.roboCalls, c.Clone())
-		}
-		r.eng.Process(&c, &o)
-		if o.Len() > 0 {
-			if err := r.emit(&o); err != nil {
-				return err
+			r.eng.Process(c, &o)
+			if o.Len() > 0 {
+				if err := r.emit(&o); err != nil {
+					return err
+				}
+				o.Reset()
 			}
-			o.Reset()
+		}
+		if b.err != nil {
+			return b.err
+		}
+		free <- b
+	}
+	return nil
+}
+
+// replayBatches is how many batches of replayBatchSize records a replay
+// cycles between its decoder and its engine.
+const (
+	replayBatches   = 4
+	replayBatchSize = 1024
+)
+
+// batch is a run of decoded records whose strings live in arena. err, on
+// the last batch of an input, is why the input ended early.
+type batch struct {
+	recs  []schemas.CDR
+	arena []byte
+	err   error
+}
+
+// keep copies v into b's arena. The string points into the arena's current
+// array; a larger arena is a new array, so strings kept earlier stay
+// valid until the batch is reused.
+func (b *batch) keep(v string) string {
+	if v == "" {
+		return ""
+	}
+	if cap(b.arena)-len(b.arena) < len(v) {
+		b.arena = make([]byte, 0, max(2*cap(b.arena), 64<<10, len(v)))
+	}
+	off := len(b.arena)
+	b.arena = append(b.arena, v...)
+	return unsafe.String(&b.arena[off], len(v))
+}
+
+// decode reads dec into batches taken from free and sends them on full,
+// which it closes at the end of the input. It counts rejected records
+// (in input order, so the summary's examples are the first of each
+// reason). It returns early when stop is closed.
+func (r *replayer) decode(ctx context.Context, dec schemas.Decoder, name string, free <-chan *batch, full chan<- *batch, stop <-chan struct{}) {
+	defer close(full)
+	var c schemas.CDR
+	n := 0
+	for {
+		var b *batch
+		select {
+		case b = <-free:
+		case <-stop:
+			return
+		}
+		b.recs, b.arena, b.err = b.recs[:0], b.arena[:0], nil
+		for len(b.recs) < replayBatchSize && b.err == nil {
+			if n&0xffff == 0 && ctx.Err() != nil {
+				b.err = fmt.Errorf("replay of %s interrupted: %w", name, ctx.Err())
+				break
+			}
+			n++
+			err := dec.Decode(&c)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				var re *schemas.RecordError
+				if !errors.As(err, &re) {
+					b.err = fmt.Errorf("cannot read %s: %w", name, err)
+					break
+				}
+				r.reject(name, re)
+				continue
+			}
+			k := c
+			k.CallID, k.Caller, k.Callee = b.keep(c.CallID), b.keep(c.Caller), b.keep(c.Callee)
+			k.Trunk, k.SourceIP, k.IMSI = b.keep(c.Trunk), b.keep(c.SourceIP), b.keep(c.IMSI)
+			k.IMEI, k.CellID = b.keep(c.IMEI), b.keep(c.CellID)
+			b.recs = append(b.recs, k)
+		}
+		last := len(b.recs) < replayBatchSize || b.err != nil
+		select {
+		case full <- b:
+		case <-stop:
+			return
+		}
+		if last {
+			return
 		}
 	}
 }
