@@ -2,6 +2,8 @@ package stream_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -9,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio/kafkatest"
 	"github.com/cdrguard/cdrguard/pipeline/stream"
@@ -19,8 +24,8 @@ import (
 // of a generated day, drained bare with kafka-go and then consumed by
 // the job; both rates are measured in the same run on the same topic.
 // CDRGUARD_BENCH_SCALE sets the day's scale (default 1: ~490k records).
-// With CDRGUARD_BENCH_SINK set to a function name it is ignored; the
-// ClickHouse figure is measured by the command's own benchmark.
+// When a ClickHouse server answers on 127.0.0.1:9000 the job is measured
+// again with the sink on.
 func TestE2EThroughput(t *testing.T) {
 	if os.Getenv("CDRGUARD_BENCH_E2E") != "1" {
 		t.Skip("a measurement, not a test: make bench-e2e")
@@ -56,6 +61,45 @@ func TestE2EThroughput(t *testing.T) {
 	t.Logf("cdrguard run: %d records committed in %v from start (joining the group, creating topics, and the idle release of the last records included)",
 		n, total.Round(time.Millisecond))
 	t.Logf("cdrguard run, sustained (10%% to 90%% of the records committed): %.0f records/s, %.0f%% of the bare drain", rate, 100*rate/drainRate)
+
+	// The same with the ClickHouse sink on, when a server answers.
+	addr := "127.0.0.1:9000"
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
+		t.Logf("no ClickHouse at %s: the sink is not measured", addr)
+		return
+	} else {
+		c.Close()
+	}
+	db := fmt.Sprintf("bench_%x", time.Now().UnixNano()&0xffffff)
+	client, err := clickhouse.Open(context.Background(), clickhouse.Options{DSN: "clickhouse://" + addr + "/" + db}, cfg.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		client.Close()
+		if conn, err := ch.Open(&ch.Options{Addr: []string{addr}}); err == nil {
+			_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+			conn.Close()
+		}
+	}()
+	if err := client.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sink := client.NewSink()
+	defer sink.Close(context.Background())
+	cfg.Group = kafkatest.Name(t, "group-ch")
+	cfg.AlertsTopic = kafkatest.Name(t, "alerts-ch")
+	cfg.Sink = sinkAdapter{sink}
+	total, steady = consume(t, kc, cfg, n)
+	rate = 0.8 * float64(n) / steady.Seconds()
+	t.Logf("cdrguard run with ClickHouse: %d records in %v from start; sustained %.0f records/s, %.0f%% of the bare drain; sink %+v",
+		n, total.Round(time.Millisecond), rate, 100*rate/drainRate, sink.Stats())
+}
+
+type sinkAdapter struct{ s *clickhouse.Sink }
+
+func (a sinkAdapter) Write(ctx context.Context, p int32, r *stream.Rows) error {
+	return a.s.Write(ctx, p, (*clickhouse.Rows)(r))
 }
 
 // bareDrain reads every message of topic with one kafka-go reader per
