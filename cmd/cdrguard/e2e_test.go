@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,14 +25,33 @@ import (
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
-// TestMain lets the test binary act as cdrguard itself, so the crash test
-// can run `cdrguard run` in a child process and kill it.
-func TestMain(m *testing.M) {
-	if os.Getenv("CDRGUARD_TEST_AS_MAIN") == "1" {
-		main()
-		return
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds cdrguard once for the tests that run it as a child
+// process (a plain build even under -race: the child is the product as
+// shipped, and the in-process tests of pipeline/stream cover races).
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cdrguard-e2e-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "cdrguard")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	os.Exit(m.Run())
+	return binPath
 }
 
 // clickhouseAddr returns the test ClickHouse (native protocol), skipping
@@ -91,12 +111,7 @@ shutdown_timeout: 20s
 // child runs `cdrguard run --config path` in a child process.
 func child(t *testing.T, config string) *exec.Cmd {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, "run", "--config", config)
-	cmd.Env = append(os.Environ(), "CDRGUARD_TEST_AS_MAIN=1")
+	cmd := exec.Command(binary(t), "run", "--config", config)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "child.log"))
 	if err != nil {
 		t.Fatal(err)
