@@ -3,6 +3,8 @@ package detectors
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/cdrguard/cdrguard/schemas"
 )
 
 func TestPackKey(t *testing.T) {
@@ -185,5 +187,37 @@ func TestDivisorIsExact(t *testing.T) {
 				t.Fatalf("%d / %d = %d rem %d, want %d rem %d", x, d, q, r, x/d, x%d)
 			}
 		}
+	}
+}
+
+func TestReorderPendingIsTheOldestTagHeld(t *testing.T) {
+	r := newReorder()
+	base := schemas.MinStartMS + 10*86400*1000
+	put := func(sec int64, tag int64) {
+		c := schemas.CDR{Caller: "+1", Callee: "+2", StartMS: base + sec*1000}
+		if !r.put(&c, tag, false) {
+			t.Fatalf("put second %d refused", sec)
+		}
+	}
+	// Arrival order (tags rise) differs from start order.
+	put(30, 1)
+	put(10, 2)
+	put(20, 3)
+	put(10, 4)
+	if tag, ok := r.minTag(); !ok || tag != 1 {
+		t.Fatalf("minTag = %d, %v; want 1", tag, ok)
+	}
+	r.release(toTS(base+21*1000), func([]held, []uint32) {}) // seconds 10 and 20
+	if tag, _ := r.minTag(); tag != 1 {
+		t.Fatalf("after releasing 10 and 20: minTag = %d, want 1", tag)
+	}
+	put(40, 5)
+	r.release(toTS(base+31*1000), func([]held, []uint32) {}) // second 30
+	if tag, _ := r.minTag(); tag != 5 {
+		t.Fatalf("after releasing 30: minTag = %d, want 5", tag)
+	}
+	r.release(toTS(base+41*1000), func([]held, []uint32) {})
+	if _, ok := r.minTag(); ok {
+		t.Fatal("minTag with nothing held")
 	}
 }

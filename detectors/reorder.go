@@ -61,6 +61,12 @@ type reorder struct {
 	free     []*second
 	released uint32 // seconds before this one have been released
 	n        int    // records held
+	// arrivals lists held seconds in the order their first record
+	// arrived. Tags (offsets) rise with arrival, so the first entry still
+	// held has the smallest tag; released entries are dropped lazily.
+	arrivals  []uint32
+	lastTag   int64
+	unordered bool // a tag went down: fall back to scanning
 }
 
 func newReorder() *reorder {
@@ -83,10 +89,15 @@ func (r *reorder) put(c *schemas.CDR, tag int64, quiet bool) bool {
 			s = &second{}
 		}
 		s.sec, s.arena, s.minTag = sec, s.arena[:0], tag
+		r.arrivals = append(r.arrivals, sec)
 		r.secs[sec] = s
 		r.push(sec)
 	}
 	s.minTag = min(s.minTag, tag)
+	if tag < r.lastTag {
+		r.unordered = true
+	}
+	r.lastTag = tag
 	s.recs = append(s.recs, held{
 		r: record{startMS: c.StartMS, durationS: c.DurationS, disposition: c.Disposition,
 			caller: s.keep(c.Caller), callee: s.keep(c.Callee), trunk: s.keep(c.Trunk),
@@ -133,6 +144,17 @@ func (r *reorder) release(upto uint32, run func(recs []held, order []uint32)) {
 		}
 	}
 	r.released = upto
+	if len(r.arrivals) > 2*len(r.secs)+1024 {
+		// Drop released seconds so the list stays proportional to
+		// what is held (Pending may not be called at all).
+		kept := r.arrivals[:0]
+		for _, sec := range r.arrivals {
+			if _, ok := r.secs[sec]; ok {
+				kept = append(kept, sec)
+			}
+		}
+		r.arrivals = kept
+	}
 }
 
 // sort puts the indexes of s's records in start-time order. It sorts
@@ -204,10 +226,20 @@ func compareHeld(a, b *held) int {
 	)
 }
 
-// minTag returns the smallest tag of the records held, if any.
+// minTag returns the smallest tag of the records held, if any. With tags
+// that never go down (offsets) it is amortised O(1).
 func (r *reorder) minTag() (int64, bool) {
 	if r.n == 0 {
+		r.arrivals = r.arrivals[:0]
 		return 0, false
+	}
+	if !r.unordered {
+		for len(r.arrivals) > 0 {
+			if s, ok := r.secs[r.arrivals[0]]; ok {
+				return s.minTag, true
+			}
+			r.arrivals = r.arrivals[1:]
+		}
 	}
 	first := true
 	var m int64
