@@ -293,8 +293,12 @@ func (c *Client) EndOffset(ctx context.Context, topic string, partition int) (in
 }
 
 // OffsetAt returns the first offset of topic/partition whose timestamp is
-// at or after t (the next offset when there is none).
+// at or after t (the next offset when there is none). t must be after the
+// Unix epoch: Kafka reads negative timestamps as "earliest" and "latest".
 func (c *Client) OffsetAt(ctx context.Context, topic string, partition int, t time.Time) (int64, error) {
+	if t.UnixMilli() < 0 {
+		return 0, fmt.Errorf("offset of %s/%d at %v: a time before 1970", topic, partition, t)
+	}
 	resp, err := c.Admin.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		topic: {kafka.TimeOffsetOf(partition, t), kafka.LastOffsetOf(partition)}}})
 	if err != nil {

@@ -292,6 +292,11 @@ func (j *job) rewind(ctx context.Context, st *partitionState, committed, first i
 			back = dayStart
 		}
 	}
+	if back.UnixMilli() < schemas.MinStartMS {
+		// No usable time (a watermark message sent before anything was
+		// released): replay the partition from its first record.
+		return first, nil
+	}
 	from, err := j.cfg.Kafka.OffsetAt(ctx, st.topic, st.partition, back)
 	if err != nil {
 		return 0, err
