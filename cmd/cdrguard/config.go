@@ -112,7 +112,7 @@ func defaultRunConfig() runConfig {
 			Rules: "deploy/rules.yaml", Lateness: 10 * time.Minute, ShortCallS: 10, DetailCalls: 8,
 			ExactPeers: 4096, CallerFloor: 20, IdleRelease: time.Minute, Rebuild: true,
 		},
-		ClickHouse:      clickhouseConfig{CDRRetentionDays: 30, MaxRows: 100000, FlushInterval: time.Second, Migrate: true},
+		ClickHouse:      clickhouseConfig{CDRRetentionDays: 30, MaxRows: 100000, FlushInterval: 250 * time.Millisecond, Migrate: true},
 		Metrics:         metricsConfig{Listen: "127.0.0.1:9464"},
 		Log:             logConfig{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,

@@ -71,7 +71,14 @@ func TestE2EThroughput(t *testing.T) {
 		c.Close()
 	}
 	db := fmt.Sprintf("bench_%x", time.Now().UnixNano()&0xffffff)
-	client, err := clickhouse.Open(context.Background(), clickhouse.Options{DSN: "clickhouse://" + addr + "/" + db}, cfg.Log)
+	var err error
+	opts := clickhouse.Options{DSN: "clickhouse://" + addr + "/" + db, FlushInterval: 250 * time.Millisecond}
+	if v := os.Getenv("CDRGUARD_BENCH_CH_FLUSH"); v != "" {
+		if opts.FlushInterval, err = time.ParseDuration(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client, err := clickhouse.Open(context.Background(), opts, cfg.Log)
 	if err != nil {
 		t.Fatal(err)
 	}

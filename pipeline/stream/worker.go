@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +58,8 @@ type batch struct {
 	commit  int64           // offset committable once durable; -1 none
 	closed  time.Time
 	records int
+	// rowsDone receives the outcome of writing rows (nil when none).
+	rowsDone chan error
 }
 
 // worker runs one partition for one generation.
@@ -455,19 +456,59 @@ func (w *worker) closeBatch(ctx context.Context) bool {
 	return true
 }
 
-// writeLoop makes batches durable in order and commits.
+// writeLoop makes batches durable in order and commits. Kafka messages
+// are written one batch after the other (packs and watermarks must reach
+// each source partition in order), while row writes, which are
+// idempotent and may wait for the row store to gather a larger insert,
+// overlap: up to MaxInFlight batches may have their rows on the way. A
+// batch counts as durable once its messages and rows both are, in batch
+// order.
 func (w *worker) writeLoop(ctx context.Context) {
 	defer close(w.done)
+	acks := make(chan *batch, w.j.cfg.MaxInFlight)
+	ackDone := make(chan struct{})
+	go w.ackLoop(ctx, acks, ackDone)
+	defer func() {
+		close(acks)
+		<-ackDone
+	}()
+	for b := range w.outq {
+		b.rowsDone = make(chan error, 1)
+		if w.j.cfg.Sink != nil && b.rows.len() > 0 {
+			go func() { b.rowsDone <- w.writeRows(ctx, b) }()
+		} else {
+			b.rowsDone <- nil
+		}
+		if err := w.writeMessages(ctx, b); err != nil {
+			return // ctx ended: the batch is not durable, nothing past it is committed
+		}
+		select {
+		case acks <- b:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ackLoop marks batches durable in order once their rows are written, and
+// commits at most every CommitInterval.
+func (w *worker) ackLoop(ctx context.Context, acks <-chan *batch, done chan<- struct{}) {
+	defer close(done)
 	tick := time.NewTicker(w.j.cfg.CommitInterval)
 	defer tick.Stop()
 	for {
 		select {
-		case b, ok := <-w.outq:
+		case b, ok := <-acks:
 			if !ok {
 				return
 			}
-			if err := w.write(ctx, b); err != nil {
-				return // ctx ended: the batch is not durable, nothing past it is committed
+			if err := <-b.rowsDone; err != nil {
+				// ctx ended before the rows were written: nothing from this
+				// batch on is durable. Drain the rest without acking.
+				for b := range acks {
+					<-b.rowsDone
+				}
+				return
 			}
 			for i := range b.alerts {
 				w.j.cfg.Metrics.alert(&b.alerts[i])
@@ -479,55 +520,53 @@ func (w *worker) writeLoop(ctx context.Context) {
 			}
 		case <-tick.C:
 			w.commit(false)
+		case <-ctx.Done():
+			for b := range acks {
+				<-b.rowsDone
+			}
+			return
 		}
 	}
 }
 
-// write makes one batch durable, retrying with backoff until it is or ctx
-// ends. Kafka messages that were acknowledged are not sent again.
-func (w *worker) write(ctx context.Context, b *batch) error {
-	var wg sync.WaitGroup
-	var kerr, rerr error
-	if len(b.msgs) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			kerr = w.retry(ctx, "kafka", func() error {
-				start := time.Now()
-				err := w.j.writer.WriteMessages(ctx, b.msgs...)
-				var we kafka.WriteErrors
-				if errors.As(err, &we) {
-					failed := b.msgs[:0:0]
-					for i, e := range we {
-						if e != nil {
-							failed = append(failed, b.msgs[i])
-						}
-					}
-					b.msgs = failed
-				}
-				if err == nil {
-					w.j.cfg.Metrics.writeLatency("kafka", time.Since(start))
-				}
-				return err
-			})
-		}()
+// writeMessages writes a batch's Kafka messages, retrying with backoff
+// until they are acknowledged or ctx ends. Messages that were
+// acknowledged are not sent again.
+func (w *worker) writeMessages(ctx context.Context, b *batch) error {
+	if len(b.msgs) == 0 {
+		return nil
 	}
-	if w.j.cfg.Sink != nil && b.rows.len() > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rerr = w.retry(ctx, "rows", func() error {
-				start := time.Now()
-				err := w.j.cfg.Sink.Write(ctx, int32(w.st.partition), &b.rows)
-				if err == nil {
-					w.j.cfg.Metrics.writeLatency("rows", time.Since(start))
+	return w.retry(ctx, "kafka", func() error {
+		start := time.Now()
+		err := w.j.writer.WriteMessages(ctx, b.msgs...)
+		var we kafka.WriteErrors
+		if errors.As(err, &we) {
+			failed := b.msgs[:0:0]
+			for i, e := range we {
+				if e != nil {
+					failed = append(failed, b.msgs[i])
 				}
-				return err
-			})
-		}()
-	}
-	wg.Wait()
-	return errors.Join(kerr, rerr)
+			}
+			b.msgs = failed
+		}
+		if err == nil {
+			w.j.cfg.Metrics.writeLatency("kafka", time.Since(start))
+		}
+		return err
+	})
+}
+
+// writeRows writes a batch's rows, retrying with backoff until the row
+// store has them or ctx ends.
+func (w *worker) writeRows(ctx context.Context, b *batch) error {
+	return w.retry(ctx, "rows", func() error {
+		start := time.Now()
+		err := w.j.cfg.Sink.Write(ctx, int32(w.st.partition), &b.rows)
+		if err == nil {
+			w.j.cfg.Metrics.writeLatency("rows", time.Since(start))
+		}
+		return err
+	})
 }
 
 func (w *worker) retry(ctx context.Context, output string, op func() error) error {
