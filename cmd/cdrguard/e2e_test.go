@@ -75,6 +75,11 @@ func clickhouseAddr(t testing.TB) string {
 
 // e2eConfig is the config file of a test run.
 func e2eConfig(t *testing.T, brokers []string, topic, group, alerts, chDSN string) string {
+	return e2eConfigWith(t, brokers, topic, group, alerts, chDSN, "")
+}
+
+// e2eConfigWith adds extra lines to the clickhouse section.
+func e2eConfigWith(t *testing.T, brokers []string, topic, group, alerts, chDSN, chExtra string) string {
 	t.Helper()
 	abs, err := filepath.Abs(rulesFile)
 	if err != nil {
@@ -94,13 +99,14 @@ detect:
 clickhouse:
   dsn: %q
   flush_interval: 200ms
+%s
 metrics:
   listen: "off"
 log:
   level: warn
   format: console
 shutdown_timeout: 20s
-`, brokers[0], topic, group, alerts, abs, chDSN)
+`, brokers[0], topic, group, alerts, abs, chDSN, chExtra)
 	path := filepath.Join(t.TempDir(), group+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -286,7 +292,8 @@ func replayOf(t *testing.T, recs []schemas.CDR) []schemas.Alert {
 func TestStreamToClickHouseSurvivesCrashAndOutage(t *testing.T) {
 	kc := kafkatest.Client(t)
 	chAddr := clickhouseAddr(t)
-	recs := synth.Generate(synth.Config{Seed: 21, Scale: 0.2}).Records
+	gday := synth.Generate(synth.Config{Seed: 21, Scale: 0.2})
+	recs := gday.Records
 	topic := kafkatest.Name(t, "cdrs")
 	kafkatest.ProduceCDRs(t, kc, topic, 6, recs)
 	total := int64(len(recs))
@@ -295,7 +302,7 @@ func TestStreamToClickHouseSurvivesCrashAndOutage(t *testing.T) {
 	// 1. Uninterrupted.
 	db0, g0, a0 := "e2e_ref_"+suffix(), kafkatest.Name(t, "g0"), kafkatest.Name(t, "alerts0")
 	dropDB(t, chAddr, db0)
-	ref := child(t, e2eConfig(t, kc.Conn.Brokers, topic, g0, a0, "clickhouse://"+chAddr+"/"+db0))
+	ref := child(t, e2eConfigWith(t, kc.Conn.Brokers, topic, g0, a0, "clickhouse://"+chAddr+"/"+db0, "  store_cdrs: true"))
 	kafkatest.WaitCaughtUp(t, kc, g0, 5*time.Minute, topic, topic+".sources")
 	stopChild(t, ref)
 	refTables := tables(t, chConn(t, chAddr, db0))
@@ -326,6 +333,7 @@ func TestStreamToClickHouseSurvivesCrashAndOutage(t *testing.T) {
 		}
 	}
 	t.Logf("caller_daily checked for %d callers above the floor", above)
+	checkQueryPack(t, "127.0.0.1:8123", db0, gday, len(refTables["alerts"]))
 
 	// 2. Killed mid-stream, restarted.
 	t.Run("kill", func(t *testing.T) {

@@ -117,9 +117,10 @@ func writeLabels(path string, labels []synth.Label) error {
 	return f.Close()
 }
 
-// produce writes records into topic keyed by caller, in arrival order,
-// stamped with their end time (when a switch would have emitted them), at
-// rate records per second (0: as fast as possible).
+// produce writes records into topic keyed by caller, in arrival order, at
+// rate records per second (0: as fast as possible). Messages carry the time
+// they are written: the generated day usually lies in the past, and
+// stamped with its own times it would fall to the topic's retention.
 func produce(ctx context.Context, stderr io.Writer, brokers []string, topic string, partitions int, rate float64, recs []schemas.CDR) error {
 	kc, err := kafkaio.NewClient(kafkaio.Conn{Brokers: brokers, ClientID: "cdrguard-gen"})
 	if err != nil {
@@ -138,8 +139,7 @@ func produce(ctx context.Context, stderr io.Writer, brokers []string, topic stri
 		msgs = msgs[:0]
 		for j := i; j < min(i+chunk, len(recs)); j++ {
 			c := &recs[j]
-			msgs = append(msgs, kafka.Message{Key: []byte(c.Caller), Value: schemas.AppendJSON(nil, c),
-				Time: time.UnixMilli(max(c.EndMS, c.StartMS))})
+			msgs = append(msgs, kafka.Message{Key: []byte(c.Caller), Value: schemas.AppendJSON(nil, c)})
 		}
 		for k := range msgs {
 			msgs[k].Topic = topic

@@ -257,22 +257,48 @@ func (c *Client) Partitions(ctx context.Context, topic string) (int, error) {
 // Offsets returns the first and next (high watermark) offsets of every
 // partition of topic.
 func (c *Client) Offsets(ctx context.Context, topic string, partitions int) (first, next []int64, err error) {
-	var reqs []kafka.OffsetRequest
+	if first, err = c.listOffsets(ctx, topic, partitions, kafka.FirstOffsetOf); err != nil {
+		return nil, nil, err
+	}
+	if next, err = c.listOffsets(ctx, topic, partitions, kafka.LastOffsetOf); err != nil {
+		return nil, nil, err
+	}
+	return first, next, nil
+}
+
+// listOffsets asks for one kind of offset (first or last) of every
+// partition. One request asks one question per partition: kafka-go merges
+// the answers to mixed questions about one partition by position, which
+// mixed them up once in a while (a first offset that was the last).
+func (c *Client) listOffsets(ctx context.Context, topic string, partitions int, of func(int) kafka.OffsetRequest) ([]int64, error) {
+	reqs := make([]kafka.OffsetRequest, partitions)
 	for p := range partitions {
-		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+		reqs[p] = of(p)
 	}
 	resp, err := c.Admin.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot list offsets of %s: %w", topic, err)
+		return nil, fmt.Errorf("cannot list offsets of %s: %w", topic, err)
 	}
-	first, next = make([]int64, partitions), make([]int64, partitions)
+	out := make([]int64, partitions)
+	seen := 0
 	for _, po := range resp.Topics[topic] {
 		if po.Error != nil {
-			return nil, nil, fmt.Errorf("offsets of %s/%d: %w", topic, po.Partition, po.Error)
+			return nil, fmt.Errorf("offsets of %s/%d: %w", topic, po.Partition, po.Error)
 		}
-		first[po.Partition], next[po.Partition] = po.FirstOffset, po.LastOffset
+		if po.Partition < 0 || po.Partition >= partitions {
+			continue
+		}
+		if reqs[0].Timestamp == kafka.FirstOffset {
+			out[po.Partition] = po.FirstOffset
+		} else {
+			out[po.Partition] = po.LastOffset
+		}
+		seen++
 	}
-	return first, next, nil
+	if seen != partitions {
+		return nil, fmt.Errorf("offsets of %s: %d of %d partitions answered", topic, seen, partitions)
+	}
+	return out, nil
 }
 
 // EndOffset returns the next offset (high watermark) of topic/partition.
@@ -300,7 +326,7 @@ func (c *Client) OffsetAt(ctx context.Context, topic string, partition int, t ti
 		return 0, fmt.Errorf("offset of %s/%d at %v: a time before 1970", topic, partition, t)
 	}
 	resp, err := c.Admin.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		topic: {kafka.TimeOffsetOf(partition, t), kafka.LastOffsetOf(partition)}}})
+		topic: {kafka.TimeOffsetOf(partition, t)}}})
 	if err != nil {
 		return 0, fmt.Errorf("cannot find the offset of %s/%d at %v: %w", topic, partition, t, err)
 	}
@@ -312,16 +338,13 @@ func (c *Client) OffsetAt(ctx context.Context, topic string, partition int, t ti
 	if po.Error != nil {
 		return 0, fmt.Errorf("offset of %s/%d at %v: %w", topic, partition, t, po.Error)
 	}
-	best := int64(-1)
 	for off := range po.Offsets {
-		if off >= 0 && (best < 0 || off < best) {
-			best = off
+		if off >= 0 {
+			return off, nil
 		}
 	}
-	if best >= 0 {
-		return best, nil
-	}
-	return po.LastOffset, nil
+	// No record at or after t: the end of the partition.
+	return c.EndOffset(ctx, topic, partition)
 }
 
 // NewReader returns a reader of one partition starting at offset. The

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -262,10 +263,22 @@ func (j *job) rewind(ctx context.Context, st *partitionState, committed, first i
 	if err != nil {
 		return 0, err
 	}
+	// The event time of the last record the committed offset covers.
+	// Message timestamps are never earlier than it (a record is written
+	// after its call started), so rewinding by timestamp to that time
+	// minus the window replays at least the records the window needs.
 	at := m.Time
-	if wm, ok := headerInt(&m, hdrWatermark); ok && string(m.Key) == string(watermarkKey) {
-		at = time.UnixMilli(wm)
-	} else {
+	switch {
+	case bytes.Equal(m.Key, watermarkKey):
+		if wm, ok := headerInt(&m, hdrWatermark); ok {
+			at = time.UnixMilli(wm)
+		}
+	case bytes.Equal(m.Key, packKey):
+		var latest int64
+		if unpack(m.Value, func(c *schemas.CDR) { latest = max(latest, c.StartMS) }) == nil && latest > 0 {
+			at = time.UnixMilli(latest)
+		}
+	default:
 		var p schemas.JSONParser
 		var c schemas.CDR
 		if p.Parse(&c, m.Value) == nil {

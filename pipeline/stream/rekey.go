@@ -75,7 +75,6 @@ type packer struct {
 type pack struct {
 	buf     []byte
 	count   int
-	maxMS   int64
 	lastOff int64
 	lastIdx int
 }
@@ -101,7 +100,6 @@ func (p *packer) add(c *schemas.CDR, offset int64) {
 		pk := &p.packs[part]
 		if pk.count == 0 {
 			pk.buf = pk.buf[:0]
-			pk.maxMS = c.StartMS
 		}
 		pk.buf = binary.AppendVarint(pk.buf, c.StartMS)
 		pk.buf = binary.AppendUvarint(pk.buf, uint64(max(c.DurationS, 0)))
@@ -111,14 +109,16 @@ func (p *packer) add(c *schemas.CDR, offset int64) {
 		pk.buf = binary.AppendUvarint(pk.buf, uint64(len(id)))
 		pk.buf = append(pk.buf, id...)
 		pk.count++
-		pk.maxMS = max(pk.maxMS, c.StartMS)
 		pk.lastOff, pk.lastIdx = offset, i
 	}
 }
 
-// flush appends one message per non-empty pack to msgs, stamped with the
-// latest start in it (so a rewind by timestamp finds every record that
-// started after a given time), and empties the packs.
+// flush appends one message per non-empty pack to msgs and empties the
+// packs. The messages carry the writer's clock as their timestamp, never
+// an event time: a topic's retention goes by timestamps, and a backfill of
+// old records stamped with their own times would be deleted before the
+// source workers read it. A rewind finds old enough packs all the same,
+// since a pack is always written after its records started.
 func (p *packer) flush(msgs []kafka.Message, watermark int64) []kafka.Message {
 	for part := range p.packs {
 		pk := &p.packs[part]
@@ -130,7 +130,7 @@ func (p *packer) flush(msgs []kafka.Message, watermark int64) []kafka.Message {
 		val = binary.AppendUvarint(val, uint64(pk.count))
 		val = append(val, pk.buf...)
 		msgs = append(msgs, kafka.Message{
-			Topic: p.topic, Partition: part, Key: packKey, Value: val, Time: time.UnixMilli(pk.maxMS),
+			Topic: p.topic, Partition: part, Key: packKey, Value: val,
 			Headers: []kafka.Header{
 				{Key: hdrOrigin, Value: fmt.Appendf(nil, "%d/%d/%d", p.from, pk.lastOff, pk.lastIdx)},
 				{Key: hdrWatermark, Value: strconv.AppendInt(nil, watermark, 10)},

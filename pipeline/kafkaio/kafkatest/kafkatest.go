@@ -60,7 +60,7 @@ func Name(t testing.TB, what string) string {
 }
 
 // Produce writes messages into topic (created with partitions when
-// missing), in order.
+// missing), in order; a zero time means the time of writing.
 func Produce(t testing.TB, kc *kafkaio.Client, topic string, partitions int, values, keys [][]byte, times []time.Time) {
 	t.Helper()
 	ctx := context.Background()
@@ -81,15 +81,15 @@ func Produce(t testing.TB, kc *kafkaio.Client, topic string, partitions int, val
 	}
 }
 
-// ProduceCDRs writes records keyed by caller, in order, stamped with
-// their end time as a switch would.
+// ProduceCDRs writes records keyed by caller, in order, stamped with the
+// time they are written (a generated day lies in the past: stamped with
+// its own times, the broker's retention would delete it).
 func ProduceCDRs(t testing.TB, kc *kafkaio.Client, topic string, partitions int, recs []schemas.CDR) {
 	t.Helper()
 	values, keys, times := make([][]byte, len(recs)), make([][]byte, len(recs)), make([]time.Time, len(recs))
 	for i := range recs {
 		values[i] = schemas.AppendJSON(nil, &recs[i])
 		keys[i] = []byte(recs[i].Caller)
-		times[i] = time.UnixMilli(max(recs[i].EndMS, recs[i].StartMS))
 	}
 	Produce(t, kc, topic, partitions, values, keys, times)
 }

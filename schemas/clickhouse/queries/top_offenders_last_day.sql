@@ -1,10 +1,12 @@
 -- Top offenders in the last day.
 --
--- Answers: which callers made the most short calls in the 24 hours before
--- t_now (the hourly buckets that start in that period, from caller_hourly FINAL: the latest version of each
--- hour), with their answer and short-call ratios and the alerts they
--- raised in the same period. Callers appear once their day reached the
--- detectors' caller floor (caller_floor, 20 calls by default).
+-- Answers: which callers were the worst offenders in the 24 hours before
+-- t_now: flagged callers first, by their highest alert score, then the
+-- unflagged ones by short calls (a courier or a call centre makes many
+-- short calls too; review them, do not suspend them). Traffic comes from
+-- caller_hourly FINAL (the latest version of each hour), so callers
+-- appear once their day reached the detectors' caller floor
+-- (caller_floor, 20 calls by default).
 --
 -- Parameters:
 --   t_now    the end of the period (default now(); set it in both places
@@ -52,5 +54,5 @@ ANY LEFT JOIN
     WHERE subject_kind = 'caller' AND detected_at > t_now - 86400 AND detected_at <= t_now
     GROUP BY caller
 ) AS flagged USING caller
-ORDER BY short_calls DESC, alerts DESC, caller
+ORDER BY max_score DESC, short_calls DESC, caller
 LIMIT 50
