@@ -1,0 +1,29 @@
+// Package detectors is cdrguard's detection engine: sliding windows of
+// calling behaviour per calling number and per calling source (trunk,
+// IMEI, IMSI, source IP), and the rules that flag robo-dialers in them.
+//
+// Contract:
+//
+//   - Pure. The package uses the standard library and schemas only: no
+//     Kafka, ClickHouse, logging or network. Rule conditions come in
+//     through the Condition and Scorer interfaces (pipeline/rules compiles
+//     them with expr-lang/expr); results go out through return values
+//     (an Output the caller passes in), never through logging.
+//   - Event time only. Windows run on each call's start time; the wall
+//     clock is never read. The watermark is the latest start seen minus
+//     the allowed lateness (or, with Config.ExternalWatermark, what the
+//     caller sets with Advance). The engine holds every record until the
+//     watermark passes it and runs held records in start-time order, so
+//     the arrival order within the lateness never changes a result, and
+//     the same records give the same alerts, IDs included.
+//   - Not safe for concurrent use: one Engine per partition.
+//   - Bounded memory. Every key has a small compact state (about 57 bytes
+//     per low-volume caller, measured with five million callers); only
+//     busy keys get detailed windows, peer counts switch to a fixed-size
+//     estimate beyond Config.ExactPeers, and keys idle for longer than the
+//     longest window are forgotten.
+//
+// Process takes records, Flush ends a finite input (a replay), SetQuiet
+// rebuilds state without output (after a restart), Pending tells a
+// streaming worker which input it still holds.
+package detectors
