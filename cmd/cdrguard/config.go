@@ -120,9 +120,12 @@ func defaultRunConfig() runConfig {
 }
 
 // loadRunConfig reads a config file strictly (unknown keys are errors)
-// over the defaults.
+// over the defaults; an empty path gives the defaults.
 func loadRunConfig(path string) (runConfig, error) {
 	cfg := defaultRunConfig()
+	if path == "" {
+		return cfg, nil
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("cannot read config: %w", err)

@@ -17,10 +17,8 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio/kafkatest"
-	"github.com/cdrguard/cdrguard/pipeline/rules"
 	"github.com/cdrguard/cdrguard/pipeline/synth"
 	"github.com/cdrguard/cdrguard/schemas"
 )
@@ -261,24 +259,6 @@ func sameTables(t *testing.T, what string, want, got map[string][]string) {
 	}
 }
 
-func replayOf(t *testing.T, recs []schemas.CDR) []schemas.Alert {
-	t.Helper()
-	set, err := rules.Load(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := detectors.NewEngine(detectors.Config{}, set.Rules(), set.Allowlist)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out detectors.Output
-	for i := range recs {
-		e.Process(&recs[i], &out)
-	}
-	e.Flush(&out)
-	return out.Alerts
-}
-
 // TestStreamToClickHouseSurvivesCrashAndOutage runs one generated day
 // through Kafka and `cdrguard run` into ClickHouse three times:
 //
@@ -297,7 +277,7 @@ func TestStreamToClickHouseSurvivesCrashAndOutage(t *testing.T) {
 	topic := kafkatest.Name(t, "cdrs")
 	kafkatest.ProduceCDRs(t, kc, topic, 6, recs)
 	total := int64(len(recs))
-	replay := replayOf(t, recs)
+	replay := kafkatest.Replay(t, rulesFile, recs)
 
 	// 1. Uninterrupted.
 	db0, g0, a0 := "e2e_ref_"+suffix(), kafkatest.Name(t, "g0"), kafkatest.Name(t, "alerts0")

@@ -18,12 +18,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg := defaultRunConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = loadRunConfig(*configPath); err != nil {
-			return err
-		}
+	cfg, err := loadRunConfig(*configPath)
+	if err != nil {
+		return err
 	}
 	if *dsn != "" {
 		cfg.ClickHouse.DSN = *dsn

@@ -70,12 +70,9 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg := defaultRunConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = loadRunConfig(*configPath); err != nil {
-			return err
-		}
+	cfg, err := loadRunConfig(*configPath)
+	if err != nil {
+		return err
 	}
 	o.apply(&cfg)
 	if err := cfg.validate(); err != nil {

@@ -11,8 +11,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio/kafkatest"
 	"github.com/cdrguard/cdrguard/pipeline/rules"
 	"github.com/cdrguard/cdrguard/pipeline/stream"
 	"github.com/cdrguard/cdrguard/pipeline/synth"
@@ -28,21 +28,10 @@ func defaultRules(t testing.TB) *rules.Set {
 	return set
 }
 
-// replayAlerts runs records through one engine with every key kind, the
-// way `cdrguard replay` does.
+// replayAlerts is what `cdrguard replay` raises on records.
 func replayAlerts(t testing.TB, recs []schemas.CDR) []schemas.Alert {
 	t.Helper()
-	set := defaultRules(t)
-	e, err := detectors.NewEngine(detectors.Config{}, set.Rules(), set.Allowlist)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out detectors.Output
-	for i := range recs {
-		e.Process(&recs[i], &out)
-	}
-	e.Flush(&out)
-	return out.Alerts
+	return kafkatest.Replay(t, "../../deploy/rules.yaml", recs)
 }
 
 // job runs a streaming job in the background.

@@ -1,7 +1,7 @@
 // Package kafkatest holds helpers for tests that talk to a real Kafka
 // broker: find it (or skip, or fail under CDRGUARD_INTEGRATION=1), name
-// topics, produce, read a topic back and wait for a consumer group to
-// catch up.
+// topics, produce, read a topic back, wait for a consumer group to catch
+// up, and compute what a replay of the same records raises.
 package kafkatest
 
 import (
@@ -18,9 +18,32 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+	"github.com/cdrguard/cdrguard/pipeline/rules"
 	"github.com/cdrguard/cdrguard/schemas"
 )
+
+// Replay runs records through one engine with every key kind and the
+// rules file at rulesPath, the way `cdrguard replay` does: what a
+// streaming run of the same records must raise.
+func Replay(t testing.TB, rulesPath string, recs []schemas.CDR) []schemas.Alert {
+	t.Helper()
+	set, err := rules.Load(rulesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := detectors.NewEngine(detectors.Config{}, set.Rules(), set.Allowlist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out detectors.Output
+	for i := range recs {
+		e.Process(&recs[i], &out)
+	}
+	e.Flush(&out)
+	return out.Alerts
+}
 
 // Brokers returns the test broker ($CDRGUARD_KAFKA, default
 // 127.0.0.1:9092), skipping the test when none answers — or failing it
