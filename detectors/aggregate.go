@@ -109,13 +109,11 @@ type minuteKey struct {
 	minute uint32
 }
 
+// minuteAcc is one caller's open minute; its distinct count comes from
+// the callees it remembers (exact up to four, then every call counts).
 type minuteAcc struct {
-	calls, answered, short, rejected, talk, distinct uint32
-	peers                                            [4]uint64
-}
-
-type netAcc struct {
-	calls, answered, short, rejected, talk uint64
+	counter
+	peers [4]uint64
 }
 
 // aggregator keeps the per-caller and network aggregates of an engine's
@@ -131,7 +129,7 @@ type aggregator struct {
 	dirty   []uint64
 	names   map[uint64]string // callers above the floor that are not numbers
 	minutes map[minuteKey]minuteAcc
-	net     map[uint32]netAcc
+	net     map[uint32]counter
 	closed  uint32 // minutes before this one are closed
 	buf     []byte
 	// lateRecords counts records too late for their closed minute or day.
@@ -146,7 +144,7 @@ func newAggregator(e *Engine) *aggregator {
 		late:    map[dayKey]dayCounter{},
 		names:   map[uint64]string{},
 		minutes: map[minuteKey]minuteAcc{},
-		net:     map[uint32]netAcc{},
+		net:     map[uint32]counter{},
 	}
 }
 
@@ -213,17 +211,7 @@ func (a *aggregator) add(key uint64, caller string, callee uint64, newCallee boo
 	}
 	k := minuteKey{key, minute}
 	m := a.minutes[k]
-	m.calls++
-	m.talk += cl.talk
-	if cl.answered {
-		m.answered++
-	}
-	if cl.short {
-		m.short++
-	}
-	if cl.rejected {
-		m.rejected++
-	}
+	m.add(cl, false)
 	seen := false
 	for _, p := range m.peers {
 		seen = seen || p == callee
@@ -244,17 +232,7 @@ func (a *aggregator) network(cl *call) {
 		return
 	}
 	n := a.net[minute]
-	n.calls++
-	n.talk += uint64(cl.talk)
-	if cl.answered {
-		n.answered++
-	}
-	if cl.short {
-		n.short++
-	}
-	if cl.rejected {
-		n.rejected++
-	}
+	n.add(cl, false)
 	a.net[minute] = n
 }
 
@@ -275,8 +253,8 @@ func (a *aggregator) advance(wm uint32, out *Output) {
 		}
 		if !quiet {
 			out.NetworkMinutes = append(out.NetworkMinutes, NetworkMinute{
-				Minute: tsTime(m * 60), Calls: n.calls, Answered: n.answered, ShortCalls: n.short,
-				Rejected: n.rejected, TalkS: n.talk})
+				Minute: tsTime(m * 60), Calls: uint64(n.calls), Answered: uint64(n.answered), ShortCalls: uint64(n.short),
+				Rejected: uint64(n.rejected), TalkS: uint64(n.talk)})
 		}
 		delete(a.net, m)
 	}
