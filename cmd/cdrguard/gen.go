@@ -50,19 +50,18 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return produce(ctx, stderr, strings.Split(*brokers, ","), *topic, *partitions, *rate, gd.Records)
 	}
 
-	out := stdout
-	if *outPath != "" {
-		f, err := os.Create(*outPath)
-		if err != nil {
-			return fmt.Errorf("cannot create output: %w", err)
-		}
-		defer f.Close()
-		out = f
-		if *labelsPath == "" {
-			*labelsPath = *outPath + ".labels.jsonl"
-		}
+	out, closeOut, err := createOutput(*outPath, stdout)
+	if err != nil {
+		return err
+	}
+	if *outPath != "" && *labelsPath == "" {
+		*labelsPath = *outPath + ".labels.jsonl"
 	}
 	if err := writeRecords(ctx, out, gd.Records); err != nil {
+		closeOut()
+		return err
+	}
+	if err := closeOut(); err != nil {
 		return err
 	}
 	if *labelsPath != "" {

@@ -116,3 +116,28 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// createOutput returns path opened for writing, or stdout when path is
+// empty, and a close function whose error the caller must check (a failed
+// close can mean the last writes never reached the disk). Calling close
+// again does nothing.
+func createOutput(path string, stdout io.Writer) (io.Writer, func() error, error) {
+	if path == "" {
+		return stdout, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot create output: %w", err)
+	}
+	closed := false
+	return f, func() error {
+		if closed {
+			return nil
+		}
+		closed = true
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cannot write %s: %w", path, err)
+		}
+		return nil
+	}, nil
+}

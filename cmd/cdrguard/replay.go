@@ -85,15 +85,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	out := stdout
-	if *outPath != "" {
-		f, err := os.Create(*outPath)
-		if err != nil {
-			return fmt.Errorf("cannot create output: %w", err)
-		}
-		defer f.Close()
-		out = f
+	out, closeOut, err := createOutput(*outPath, stdout)
+	if err != nil {
+		return err
 	}
+	defer closeOut() // on the error paths; the success path checks it below
 	w := bufio.NewWriterSize(out, 1<<16)
 	r := &replayer{eng: eng, w: w, rejects: map[string]*rejectInfo{}, subjects: map[string]*subjectInfo{}}
 	if *labelsPath != "" {
@@ -120,6 +116,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("cannot write alerts: %w", err)
+	}
+	if err := closeOut(); err != nil {
+		return err
 	}
 	r.summary(stderr, time.Since(start), *top)
 	if r.truth != nil {
