@@ -393,8 +393,14 @@ group.coordinator.append.linger.ms=0
 # Shared 2-core dev/CI machines: when other jobs starve the JVM of CPU, the
 # controller's heartbeat processing can stall >9 s and it then FENCES its own
 # broker (clients see "[8] Broker Not Available" / partitions without leader
-# for ~10 s).  A long session timeout and fewer no-op metadata writes avoid it.
-broker.session.timeout.ms=60000
+# for ~10 s).  A longer session timeout and fewer no-op metadata writes avoid it.
+broker.session.timeout.ms=30000
+# After an unclean stop (kill -9, a machine reset) the metadata log still holds
+# this broker's old, unfenced registration; the restarted controller refuses the
+# new one (DuplicateBrokerRegistrationException) until that session times out.
+# The broker must keep retrying for longer than the session timeout, or it gives
+# up and exits (the default, 60 s, loses that race against a 60 s session).
+initial.broker.registration.timeout.ms=240000
 metadata.max.idle.interval.ms=5000
 
 # Small machine: modest thread pools.
@@ -531,7 +537,13 @@ kafka_up() {
 
   local t0 deadline; t0=$(now_ms); deadline=$(( $(now) + READY_TIMEOUT ))
   : > "$KAFKA_LOGS/probe.log"
+  local told_stale=0
   until kafka_probe; do
+    if (( ! told_stale )) && grep -q DuplicateBrokerRegistrationException \
+         < <(tail -c +"$(( KAFKA_LOG_OFFSET + 1 ))" "$KAFKA_LOGS/server.log" 2>/dev/null || true); then
+      log "kafka: the last broker was stopped uncleanly; waiting for its session (30 s) to expire before it can register again"
+      told_stale=1
+    fi
     if ! pid_running "$KAFKA_PID"; then
       show_log_tail kafka "$KAFKA_LOGS/stdout.log" "$KAFKA_LOGS/server.log"
       rm -f "$KAFKA_PID"
