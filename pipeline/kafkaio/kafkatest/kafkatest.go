@@ -77,9 +77,52 @@ func Client(t testing.TB) *kafkaio.Client {
 	return kc
 }
 
-// Name returns a topic or group name unique to this test run.
+// Name returns a topic or group name unique to this test run. When the
+// test passes, the topics whose names start with it (the topic itself and
+// the job's derived topics, such as <topic>.sources) are deleted, so
+// repeated runs do not pile partitions up on the shared test broker; a
+// failed test keeps them for a look.
 func Name(t testing.TB, what string) string {
-	return fmt.Sprintf("test-%s-%s-%x", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), what, rand.Uint32())
+	name := fmt.Sprintf("test-%s-%s-%x", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), what, rand.Uint32())
+	t.Cleanup(func() {
+		if !t.Failed() {
+			deleteTopics(t, name)
+		}
+	})
+	return name
+}
+
+// deleteTopics deletes the test broker's topics named prefix or starting
+// with it, best effort: a failure is logged, never fails the test.
+func deleteTopics(t testing.TB, prefix string) {
+	addr := os.Getenv("CDRGUARD_KAFKA")
+	if addr == "" {
+		addr = "127.0.0.1:9092"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kc, err := kafkaio.NewClient(kafkaio.Conn{Brokers: []string{addr}, ClientID: "cdrguard-test"})
+	if err != nil {
+		return
+	}
+	defer kc.Close()
+	meta, err := kc.Admin.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		t.Logf("cleanup: cannot list topics to delete %s*: %v", prefix, err)
+		return
+	}
+	var names []string
+	for _, tp := range meta.Topics {
+		if strings.HasPrefix(tp.Name, prefix) {
+			names = append(names, tp.Name)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	if _, err := kc.Admin.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names}); err != nil {
+		t.Logf("cleanup: cannot delete topics %v: %v", names, err)
+	}
 }
 
 // Produce writes messages into topic (created with partitions when
