@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -379,12 +380,17 @@ func suffix() string { return fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff) 
 // project's services script in a scratch directory), so the test can
 // stop it without disturbing other tests.
 type ownServer struct {
-	scratch, port, addr string
+	scratch, port, httpPort, addr string
 }
 
+// ownClickHouse starts the test's own server on free ports (fixed ones
+// could be held by a server a killed earlier run left behind).
 func ownClickHouse(t *testing.T) *ownServer {
 	t.Helper()
-	s := &ownServer{scratch: t.TempDir(), port: "19000"}
+	s := &ownServer{scratch: t.TempDir(), port: freePort(t), httpPort: freePort(t)}
+	for s.httpPort == s.port {
+		s.httpPort = freePort(t)
+	}
 	s.addr = "127.0.0.1:" + s.port
 	s.start(t)
 	t.Cleanup(func() { s.script(t, "purge") })
@@ -395,7 +401,7 @@ func (s *ownServer) script(t *testing.T, verb string) {
 	t.Helper()
 	cmd := exec.Command("../../deploy/local/services.sh", verb)
 	cmd.Env = append(os.Environ(), "SERVICES=clickhouse", "CDRGUARD_SCRATCH="+s.scratch,
-		"CLICKHOUSE_TCP_PORT="+s.port, "CLICKHOUSE_HTTP_PORT=18123")
+		"CLICKHOUSE_TCP_PORT="+s.port, "CLICKHOUSE_HTTP_PORT="+s.httpPort)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("services.sh %s: %v\n%s", verb, err, out)
 	}
@@ -403,3 +409,14 @@ func (s *ownServer) script(t *testing.T, verb string) {
 
 func (s *ownServer) start(t *testing.T) { s.script(t, "up") }
 func (s *ownServer) stop(t *testing.T)  { s.script(t, "down") }
+
+// freePort returns a loopback TCP port nothing listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
