@@ -12,7 +12,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -81,18 +80,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	// Two engines, each on a goroutine of its own: one keeps the calling
-	// numbers' windows, the other the calling sources'. Their keys are
-	// disjoint and both run every record in the same order, so together
-	// they raise exactly what one engine with every key kind would (the
-	// streaming job splits its work the same way).
-	var engs [2]*detectors.Engine
-	for i, kinds := range [2][]schemas.SubjectKind{{schemas.SubjectCaller}, sourceKinds} {
-		cfg := df.config()
-		cfg.Kinds = kinds
-		if engs[i], err = detectors.NewEngine(cfg, set.Rules(), set.Allowlist); err != nil {
-			return err
-		}
+	eng, err := detectors.NewEngine(df.config(), set.Rules(), set.Allowlist)
+	if err != nil {
+		return err
 	}
 
 	out, closeOut, err := createOutput(*outPath, stdout)
@@ -101,7 +91,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer closeOut() // on the error paths; the success path checks it below
 	w := bufio.NewWriterSize(out, 1<<16)
-	r := &replayer{engs: engs, w: w, rejects: map[string]*rejectInfo{}, subjects: map[string]*subjectInfo{}}
+	r := &replayer{eng: eng, w: w, rejects: map[string]*rejectInfo{}, subjects: map[string]*subjectInfo{}}
 	if *labelsPath != "" {
 		if r.truth, err = readLabels(*labelsPath); err != nil {
 			return err
@@ -119,10 +109,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	var callers, sources detectors.Output
-	engs[0].Flush(&callers)
-	engs[1].Flush(&sources)
-	if err := r.emit(&callers, &sources); err != nil {
+	var o detectors.Output
+	eng.Flush(&o)
+	if err := r.emit(&o); err != nil {
 		return err
 	}
 	if err := w.Flush(); err != nil {
@@ -170,14 +159,9 @@ type subjectInfo struct {
 	rules  []string
 }
 
-// sourceKinds are the subject kinds of the replay's second engine.
-var sourceKinds = []schemas.SubjectKind{schemas.SubjectTrunk, schemas.SubjectIMEI, schemas.SubjectIMSI, schemas.SubjectSourceIP}
-
-// replayer runs records, in file order, through two engines: engs[0]
-// keeps the calling numbers' windows (and counts every record), engs[1]
-// the calling sources'.
+// replayer runs records through one engine, in file order.
 type replayer struct {
-	engs     [2]*detectors.Engine
+	eng      *detectors.Engine
 	w        *bufio.Writer
 	buf      []byte
 	records  int
@@ -194,9 +178,8 @@ type replayer struct {
 
 // file replays one input. One goroutine decodes the input into batches
 // of records whose strings it copies into the batch's arena (a decoder's
-// strings are only valid until its next Decode); each engine runs every
-// batch on a goroutine of its own; this one merges what they raise, in
-// input order, and writes it. Batches and outputs are recycled, so a
+// strings are only valid until its next Decode), while this one runs
+// them through the engine in input order. Batches are recycled, so a
 // replay allocates nothing per record.
 func (r *replayer) file(ctx context.Context, path, format string, opts schemas.DecodeOptions) error {
 	var in io.Reader = os.Stdin
@@ -213,102 +196,49 @@ func (r *replayer) file(ctx context.Context, path, format string, opts schemas.D
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	full := make(chan *batch, replayBatches-1)
 	free := make(chan *batch, replayBatches)
 	for range replayBatches {
 		free <- &batch{}
 	}
-	var lanes [2]*lane
-	for i, eng := range r.engs {
-		lanes[i] = newLane(eng)
-	}
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { r.decode(ctx, dec, name, free, lanes, stop) })
-	for _, l := range lanes {
-		wg.Go(func() { l.run(stop) })
-	}
-	defer func() {
-		close(stop) // the others may be waiting to send or for a free batch
-		wg.Wait()   // and must be done with the input before it closes
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.decode(ctx, dec, name, free, full, stop)
 	}()
-	for {
-		rc, ok := <-lanes[0].done
-		if !ok {
-			return nil
-		}
-		rs := <-lanes[1].done // the same batch: both run every batch in order
-		b := rc.b
-		if r.robo != nil {
-			for i := range b.recs {
-				if c := &b.recs[i]; r.robo[c.Caller] {
-					r.roboCalls = append(r.roboCalls, c.Clone())
-				}
+	defer func() {
+		close(stop) // the decoder may be waiting for a free batch
+		<-done      // and must be done with the input before it closes
+	}()
+	var o detectors.Output
+	for b := range full {
+		for i := range b.recs {
+			c := &b.recs[i]
+			r.records++
+			if r.robo[c.Caller] {
+				r.roboCalls = append(r.roboCalls, c.Clone())
 			}
-		}
-		r.records += len(b.recs)
-		err := r.emit(rc.out, rs.out)
-		lanes[0].free <- rc.out
-		lanes[1].free <- rs.out
-		if err != nil {
-			return err
+			r.eng.Process(c, &o)
+			if o.Len() > 0 {
+				if err := r.emit(&o); err != nil {
+					return err
+				}
+				o.Reset()
+			}
 		}
 		if b.err != nil {
 			return b.err
 		}
 		free <- b
 	}
-}
-
-// lane runs batches through one engine.
-type lane struct {
-	eng  *detectors.Engine
-	in   chan *batch // batches to run, in input order
-	done chan laneResult
-	free chan *detectors.Output
-}
-
-// laneResult is what running a batch raised.
-type laneResult struct {
-	b   *batch
-	out *detectors.Output
-}
-
-func newLane(eng *detectors.Engine) *lane {
-	l := &lane{eng: eng, in: make(chan *batch, replayBatches), done: make(chan laneResult, replayBatches),
-		free: make(chan *detectors.Output, replayBatches)}
-	for range replayBatches {
-		l.free <- &detectors.Output{}
-	}
-	return l
-}
-
-// run runs every batch sent on in and sends what each raised on done,
-// which it closes once in is closed. It returns early when stop is closed.
-func (l *lane) run(stop <-chan struct{}) {
-	defer close(l.done)
-	for b := range l.in {
-		var out *detectors.Output
-		select {
-		case out = <-l.free:
-		case <-stop:
-			return
-		}
-		out.Reset()
-		for i := range b.recs {
-			l.eng.Process(&b.recs[i], out)
-		}
-		select {
-		case l.done <- laneResult{b, out}:
-		case <-stop:
-			return
-		}
-	}
+	return nil
 }
 
 // replayBatches is how many batches of replayBatchSize records a replay
-// cycles between its decoder and its engines.
+// cycles between its decoder and its engine.
 const (
-	replayBatches   = 6
+	replayBatches   = 4
 	replayBatchSize = 1024
 )
 
@@ -335,16 +265,12 @@ func (b *batch) keep(v string) string {
 	return unsafe.String(&b.arena[off], len(v))
 }
 
-// decode reads dec into batches taken from free and sends each to every
-// lane, whose inputs it closes at the end of the input. It counts
-// rejected records (in input order, so the summary's examples are the
-// first of each reason). It returns early when stop is closed.
-func (r *replayer) decode(ctx context.Context, dec schemas.Decoder, name string, free <-chan *batch, lanes [2]*lane, stop <-chan struct{}) {
-	defer func() {
-		for _, l := range lanes {
-			close(l.in)
-		}
-	}()
+// decode reads dec into batches taken from free and sends them on full,
+// which it closes at the end of the input. It counts rejected records
+// (in input order, so the summary's examples are the first of each
+// reason). It returns early when stop is closed.
+func (r *replayer) decode(ctx context.Context, dec schemas.Decoder, name string, free <-chan *batch, full chan<- *batch, stop <-chan struct{}) {
+	defer close(full)
 	var c schemas.CDR
 	n := 0
 	for {
@@ -381,12 +307,10 @@ func (r *replayer) decode(ctx context.Context, dec schemas.Decoder, name string,
 			b.recs = append(b.recs, k)
 		}
 		last := len(b.recs) < replayBatchSize || b.err != nil
-		for _, l := range lanes {
-			select {
-			case l.in <- b:
-			case <-stop:
-				return
-			}
+		select {
+		case full <- b:
+		case <-stop:
+			return
 		}
 		if last {
 			return
@@ -412,57 +336,41 @@ func (r *replayer) reject(file string, re *schemas.RecordError) {
 	ri.count++
 }
 
-// emit writes, as JSON lines, the alerts the two engines raised over the
-// same records, merged by detection time: what each engine raised stays
-// in its order, and a caller alert goes before a source alert detected
-// in the same millisecond. Aggregates are not part of a replay's output.
-func (r *replayer) emit(callers, sources *detectors.Output) error {
-	ca, sa := callers.Alerts, sources.Alerts
-	for len(ca) > 0 || len(sa) > 0 {
-		var a *schemas.Alert
-		if len(sa) == 0 || len(ca) > 0 && !sa[0].DetectedAt.Before(ca[0].DetectedAt) {
-			a, ca = &ca[0], ca[1:]
-		} else {
-			a, sa = &sa[0], sa[1:]
-		}
-		if err := r.emitAlert(a); err != nil {
+// emit writes the alerts in o as JSON lines. Aggregates are not part of
+// a replay's output.
+func (r *replayer) emit(o *detectors.Output) error {
+	for i := range o.Alerts {
+		a := &o.Alerts[i]
+		var err error
+		r.buf, err = a.AppendJSON(r.buf[:0])
+		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// emitAlert writes a as a JSON line and counts it for the summary.
-func (r *replayer) emitAlert(a *schemas.Alert) error {
-	var err error
-	r.buf, err = a.AppendJSON(r.buf[:0])
-	if err != nil {
-		return err
-	}
-	r.buf = append(r.buf, '\n')
-	if _, err := r.w.Write(r.buf); err != nil {
-		return fmt.Errorf("cannot write alerts: %w", err)
-	}
-	r.alerts++
-	if r.truth != nil {
-		r.kept = append(r.kept, *a)
-	}
-	key := a.SubjectKind.String() + " " + a.Subject
-	s := r.subjects[key]
-	if s == nil {
-		s = &subjectInfo{kind: a.SubjectKind}
-		r.subjects[key] = s
-	}
-	s.alerts++
-	s.score = max(s.score, a.Score)
-	if !slices.Contains(s.rules, a.Rule) {
-		s.rules = append(s.rules, a.Rule)
+		r.buf = append(r.buf, '\n')
+		if _, err := r.w.Write(r.buf); err != nil {
+			return fmt.Errorf("cannot write alerts: %w", err)
+		}
+		r.alerts++
+		if r.truth != nil {
+			r.kept = append(r.kept, *a)
+		}
+		key := a.SubjectKind.String() + " " + a.Subject
+		s := r.subjects[key]
+		if s == nil {
+			s = &subjectInfo{kind: a.SubjectKind}
+			r.subjects[key] = s
+		}
+		s.alerts++
+		s.score = max(s.score, a.Score)
+		if !slices.Contains(s.rules, a.Rule) {
+			s.rules = append(s.rules, a.Rule)
+		}
 	}
 	return nil
 }
 
 func (r *replayer) summary(w io.Writer, took time.Duration, top int) {
-	st := r.stats()
+	st := r.eng.Stats()
 	rate := float64(r.records+r.rejected) / took.Seconds()
 	fmt.Fprintf(w, "\n== cdrguard replay summary ==\n")
 	fmt.Fprintf(w, "records read:   %d (%d rejected) in %.2fs, %.0f records/s\n", r.records+r.rejected, r.rejected, took.Seconds(), rate)
@@ -482,10 +390,10 @@ func (r *replayer) summary(w io.Writer, took time.Duration, top int) {
 			fmt.Fprintf(w, "  %7d  %s\n           e.g. %s\n", r.rejects[k].count, k, r.rejects[k].example)
 		}
 	}
-	callers, detailed := r.engs[0].Keys(schemas.SubjectCaller)
+	callers, detailed := r.eng.Keys(schemas.SubjectCaller)
 	fmt.Fprintf(w, "keys tracked:   %d callers (%d in detail); %d promotions, %d evictions\n", callers, detailed, st.Promotions, st.Evictions)
 	fmt.Fprintf(w, "alerts:         %d\n", r.alerts)
-	for i, name := range r.engs[0].Rules() {
+	for i, name := range r.eng.Rules() {
 		if st.RuleAlerts[i] > 0 || st.RuleErrors[i] > 0 {
 			fmt.Fprintf(w, "  %7d  %s", st.RuleAlerts[i], name)
 			if st.RuleErrors[i] > 0 {
@@ -508,25 +416,4 @@ func (r *replayer) summary(w io.Writer, took time.Duration, top int) {
 		s := r.subjects[k]
 		fmt.Fprintf(w, "  %-28s score %8.1f  %d alerts: %s\n", k, s.score, s.alerts, strings.Join(s.rules, ", "))
 	}
-}
-
-// stats adds up the two engines' counters. Both see every record, so the
-// record counts are the caller engine's.
-func (r *replayer) stats() detectors.Stats {
-	st, src := r.engs[0].Stats(), r.engs[1].Stats()
-	st.RuleAlerts, st.RuleErrors = slices.Clone(st.RuleAlerts), slices.Clone(st.RuleErrors)
-	for i := range st.RuleAlerts {
-		st.RuleAlerts[i] += src.RuleAlerts[i]
-		st.RuleErrors[i] += src.RuleErrors[i]
-	}
-	st.Promotions += src.Promotions
-	st.Demotions += src.Demotions
-	st.Evictions += src.Evictions
-	st.Exempted += src.Exempted
-	st.Evaluations += src.Evaluations
-	st.Alerts += src.Alerts
-	if st.LastRuleError == nil {
-		st.LastRuleError = src.LastRuleError
-	}
-	return st
 }

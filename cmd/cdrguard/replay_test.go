@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/cdrguard/cdrguard/pipeline/kafkaio/kafkatest"
 	"github.com/cdrguard/cdrguard/pipeline/synth"
 	"github.com/cdrguard/cdrguard/schemas"
 )
@@ -95,8 +93,7 @@ func TestReplayOfGeneratedDayAgainstTruth(t *testing.T) {
 
 	labels := readJSONLines[synth.Label](t, day+".labels.jsonl")
 	alerts := readJSONLines[schemas.Alert](t, alertsPath)
-	recs := readCDRs(t, day)
-	rep := synth.Evaluate(labels, recs, alerts)
+	rep := synth.Evaluate(labels, readCDRs(t, day), alerts)
 	var report bytes.Buffer
 	rep.Print(&report)
 	t.Logf("\n%s", report.String())
@@ -137,35 +134,6 @@ func TestReplayOfGeneratedDayAgainstTruth(t *testing.T) {
 		}
 		seen[a.AlertID] = true
 	}
-
-	// replay splits the work between a caller engine and a source engine:
-	// together they must raise exactly what one engine with every key
-	// kind raises over the same records, to the last figure.
-	got, want := alertLines(t, alerts), alertLines(t, kafkatest.Replay(t, rulesFile, recs))
-	if !slices.Equal(got, want) {
-		t.Errorf("replay raised %d alerts, one engine with every key kind %d; they differ", len(got), len(want))
-		for i := range min(len(got), len(want)) {
-			if got[i] != want[i] {
-				t.Errorf("first difference:\n replay: %s\n   want: %s", got[i], want[i])
-				break
-			}
-		}
-	}
-}
-
-// alertLines returns alerts as sorted JSON lines.
-func alertLines(t *testing.T, alerts []schemas.Alert) []string {
-	t.Helper()
-	out := make([]string, len(alerts))
-	for i := range alerts {
-		b, err := alerts[i].AppendJSON(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = string(b)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func TestReplayCountsRejectsAndGoesOn(t *testing.T) {
