@@ -78,8 +78,8 @@ func Client(t testing.TB) *kafkaio.Client {
 }
 
 // Name returns a topic or group name unique to this test run. When the
-// test passes, the topics whose names start with it (the topic itself and
-// the job's derived topics, such as <topic>.sources) are deleted, so
+// test passes, the topic of that name and the job's topics derived from
+// it (<topic>.sources, <topic>.dlq, ...) are deleted, so
 // repeated runs do not pile partitions up on the shared test broker; a
 // failed test keeps them for a look.
 func Name(t testing.TB, what string) string {
@@ -92,9 +92,9 @@ func Name(t testing.TB, what string) string {
 	return name
 }
 
-// deleteTopics deletes the test broker's topics named prefix or starting
-// with it, best effort: a failure is logged, never fails the test.
-func deleteTopics(t testing.TB, prefix string) {
+// deleteTopics deletes the test broker's topic name and the topics named
+// name.<anything>, best effort: a failure is logged, never fails the test.
+func deleteTopics(t testing.TB, name string) {
 	addr := os.Getenv("CDRGUARD_KAFKA")
 	if addr == "" {
 		addr = "127.0.0.1:9092"
@@ -108,12 +108,12 @@ func deleteTopics(t testing.TB, prefix string) {
 	defer kc.Close()
 	meta, err := kc.Admin.Metadata(ctx, &kafka.MetadataRequest{})
 	if err != nil {
-		t.Logf("cleanup: cannot list topics to delete %s*: %v", prefix, err)
+		t.Logf("cleanup: cannot list topics to delete %s: %v", name, err)
 		return
 	}
 	var names []string
 	for _, tp := range meta.Topics {
-		if strings.HasPrefix(tp.Name, prefix) {
+		if tp.Name == name || strings.HasPrefix(tp.Name, name+".") {
 			names = append(names, tp.Name)
 		}
 	}
