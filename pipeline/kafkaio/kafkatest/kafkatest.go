@@ -51,10 +51,7 @@ func Replay(t testing.TB, rulesPath string, recs []schemas.CDR) []schemas.Alert 
 // passes silently there.
 func Brokers(t testing.TB) []string {
 	t.Helper()
-	addr := os.Getenv("CDRGUARD_KAFKA")
-	if addr == "" {
-		addr = "127.0.0.1:9092"
-	}
+	addr := brokerAddr()
 	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		if os.Getenv("CDRGUARD_INTEGRATION") == "1" {
@@ -64,6 +61,15 @@ func Brokers(t testing.TB) []string {
 	}
 	conn.Close()
 	return []string{addr}
+}
+
+// brokerAddr is the test broker's address: $CDRGUARD_KAFKA, default
+// 127.0.0.1:9092.
+func brokerAddr() string {
+	if addr := os.Getenv("CDRGUARD_KAFKA"); addr != "" {
+		return addr
+	}
+	return "127.0.0.1:9092"
 }
 
 // Client returns a client of the test broker, closed with the test.
@@ -95,10 +101,7 @@ func Name(t testing.TB, what string) string {
 // deleteTopics deletes the test broker's topic name and the topics named
 // name.<anything>, best effort: a failure is logged, never fails the test.
 func deleteTopics(t testing.TB, name string) {
-	addr := os.Getenv("CDRGUARD_KAFKA")
-	if addr == "" {
-		addr = "127.0.0.1:9092"
-	}
+	addr := brokerAddr()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	kc, err := kafkaio.NewClient(kafkaio.Conn{Brokers: []string{addr}, ClientID: "cdrguard-test"})
