@@ -10,34 +10,13 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 
-	"github.com/cdrguard/cdrguard/detectors"
-	"github.com/cdrguard/cdrguard/schemas"
+	"github.com/cdrguard/cdrguard/pipeline/rows"
 )
 
-// Rows is what one partition worker hands the Sink in one Write: the
-// alerts and aggregate rows its engine produced (and, with StoreCDRs, the
-// raw CDRs). Any field may be empty.
-type Rows struct {
-	Alerts         []schemas.Alert
-	CallerMinutes  []detectors.CallerMinute
-	CallerHours    []detectors.CallerHour
-	CallerDays     []detectors.CallerDay
-	NetworkMinutes []detectors.NetworkMinute
-	// CDRs are written only when Options.StoreCDRs is on.
-	CDRs []schemas.CDR
-}
-
-// Len is the number of rows in r, all tables together.
-func (r *Rows) Len() int {
-	return len(r.Alerts) + len(r.CallerMinutes) + len(r.CallerHours) + len(r.CallerDays) +
-		len(r.NetworkMinutes) + len(r.CDRs)
-}
-
-// Reset empties r, keeping its slices' capacity for reuse.
-func (r *Rows) Reset() {
-	*r = Rows{Alerts: r.Alerts[:0], CallerMinutes: r.CallerMinutes[:0], CallerHours: r.CallerHours[:0],
-		CallerDays: r.CallerDays[:0], NetworkMinutes: r.NetworkMinutes[:0], CDRs: r.CDRs[:0]}
-}
+// Rows is what one Write hands the Sink: alerts, aggregate rows and,
+// with StoreCDRs, raw CDRs. It is the row batch of package rows, the one
+// definition the streaming job and the loader share.
+type Rows = rows.Batch
 
 // Sink writes Rows to ClickHouse durably, batching concurrent writers.
 //

@@ -1,9 +1,10 @@
 package stream
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -14,29 +15,6 @@ import (
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
-// Rows are what a partition's records produced for the row store
-// (ClickHouse): alerts, aggregates and, when stored, the raw records.
-type Rows struct {
-	Alerts         []schemas.Alert
-	CallerMinutes  []detectors.CallerMinute
-	CallerHours    []detectors.CallerHour
-	CallerDays     []detectors.CallerDay
-	NetworkMinutes []detectors.NetworkMinute
-	CDRs           []schemas.CDR
-}
-
-func (r *Rows) len() int {
-	return len(r.Alerts) + len(r.CallerMinutes) + len(r.CallerHours) + len(r.CallerDays) + len(r.NetworkMinutes) + len(r.CDRs)
-}
-
-// RowSink makes rows durable. Write is called concurrently by the
-// partition workers and returns only when the rows are stored (or ctx is
-// done); it retries transient failures itself. An error it returns is
-// retried by the worker with backoff too.
-type RowSink interface {
-	Write(ctx context.Context, partition int32, r *Rows) error
-}
-
 // Config is a streaming job's resolved configuration.
 type Config struct {
 	// Kafka reaches the brokers.
@@ -45,8 +23,10 @@ type Config struct {
 	// group.
 	Topic, Group string
 	// AlertsTopic receives alerts (key: subject); DLQTopic undecodable
-	// records; SourcesTopic is the internal topic of re-keyed sources.
-	AlertsTopic, DLQTopic, SourcesTopic string
+	// records; SourcesTopic is the internal topic of re-keyed sources;
+	// RowsTopic the internal topic of aggregate rows for the row store
+	// (default <Topic>.rows).
+	AlertsTopic, DLQTopic, SourcesTopic, RowsTopic string
 	// CreateTopics creates the output and internal topics when missing,
 	// with ReplicationFactor replicas (-1: the broker default).
 	CreateTopics      bool
@@ -58,10 +38,13 @@ type Config struct {
 	Rules *rules.Set
 	// Plan normalises numbers written without a country code.
 	Plan *schemas.NumberPlan
-	// Sink stores rows (ClickHouse); nil for none. StoreCDRs also sends
-	// the raw records.
-	Sink      RowSink
-	StoreCDRs bool
+	// Rows turns on the aggregate rows (caller minutes, hours and days,
+	// network minutes), published to RowsTopic with the alerts for the
+	// ClickHouse loader. The job never writes ClickHouse itself.
+	Rows bool
+	// Producer writes the outputs; nil for a kafka-go writer on Kafka
+	// (tests inject faults here).
+	Producer Producer
 	// CommitInterval is how often offsets are committed. Default 1s.
 	CommitInterval time.Duration
 	// FlushInterval bounds how long outputs wait in an open batch.
@@ -88,12 +71,16 @@ type Config struct {
 	// SessionTimeout and RebalanceTimeout of the consumer group.
 	// Defaults 10s and 30s.
 	SessionTimeout, RebalanceTimeout time.Duration
-	// ShutdownTimeout bounds the final flush and commit. Default 30s.
+	// ShutdownTimeout bounds the final flush and commit when the job
+	// stops. Default 30s. (A generation that ends for any other reason
+	// writes nothing more; its partitions restart from their committed
+	// offsets.)
 	ShutdownTimeout time.Duration
 	// Log receives the job's events; Metrics its figures (may be nil).
 	Log     *zap.Logger
 	Metrics *Metrics
-	// Now is the wall clock (tests may set it). Default time.Now.
+	// Now is the job's one wall clock (tests may set it): idleness,
+	// max_future, latencies. Default time.Now.
 	Now func() time.Time
 }
 
@@ -134,6 +121,9 @@ func (c *Config) defaults() {
 	if c.SourcesTopic == "" {
 		c.SourcesTopic = c.Topic + ".sources"
 	}
+	if c.RowsTopic == "" {
+		c.RowsTopic = c.Topic + ".rows"
+	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()
 	}
@@ -157,9 +147,10 @@ func (c *Config) Validate() error {
 	case c.Rules == nil:
 		return errors.New("stream: no rules")
 	}
-	names := map[string]string{"kafka.topic": c.Topic, "kafka.alerts_topic": c.AlertsTopic, "kafka.dlq_topic": c.DLQTopic, "kafka.sources_topic": c.SourcesTopic}
+	names := map[string]string{"kafka.topic": c.Topic, "kafka.alerts_topic": c.AlertsTopic, "kafka.dlq_topic": c.DLQTopic, "kafka.sources_topic": c.SourcesTopic, "kafka.rows_topic": c.RowsTopic}
 	seen := map[string]string{}
-	for field, name := range names {
+	for _, field := range slices.Sorted(maps.Keys(names)) {
+		name := names[field]
 		if other, dup := seen[name]; dup {
 			return fmt.Errorf("%s and %s are both %q", other, field, name)
 		}

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,11 +24,15 @@ type topicPartition struct {
 // job is one running `cdrguard run`.
 type job struct {
 	cfg               Config
-	ctx               context.Context
-	writer            *kafka.Writer
+	broker            broker
+	producer          Producer
 	inputPartitions   int
 	sourcesPartitions int
-	states            map[topicPartition]*partitionState
+	rowsPartitions    int
+	// states are the partitions this member owns, kept across a
+	// rebalance that leaves them here with everything durable.
+	states   map[topicPartition]*partitionState
+	statesMu sync.Mutex
 	// published holds the IDs of alerts already in the alerts topic when
 	// workers started on partitions whose outputs may have been written
 	// before (read-only while workers run).
@@ -44,12 +47,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	j := &job{cfg: cfg, ctx: ctx, states: map[topicPartition]*partitionState{}, published: map[string]bool{}}
+	j := &job{cfg: cfg, broker: kafkaBroker{cfg.Kafka}, producer: cfg.Producer,
+		states: map[topicPartition]*partitionState{}, published: map[string]bool{}}
 	if err := j.topics(ctx); err != nil {
 		return err
 	}
-	j.writer = cfg.Kafka.NewWriter(&balancer{})
-	defer j.writer.Close()
+	if j.producer == nil {
+		w := NewWriter(cfg.Kafka)
+		defer w.Close()
+		j.producer = w
+	}
 
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    cfg.Group,
@@ -60,7 +67,7 @@ func Run(ctx context.Context, cfg Config) error {
 		SessionTimeout:        cfg.SessionTimeout,
 		RebalanceTimeout:      cfg.RebalanceTimeout,
 		HeartbeatInterval:     cfg.SessionTimeout / 4,
-		JoinGroupBackoff:      2 * time.Second,
+		JoinGroupBackoff:      time.Second,
 		WatchPartitionChanges: true,
 		ErrorLogger:           kafka.LoggerFunc(cfg.Log.Sugar().Debugf),
 	})
@@ -69,14 +76,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.Log.Info("consuming", zap.String("topic", cfg.Topic), zap.String("group", cfg.Group),
 		zap.Int("input_partitions", j.inputPartitions), zap.Int("source_partitions", j.sourcesPartitions),
-		zap.String("kafka", cfg.Kafka.Conn.Redacted()))
+		zap.Bool("rows", cfg.Rows), zap.String("kafka", cfg.Kafka.Conn.Redacted()))
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			if errors.Is(err, kafka.ErrGroupClosed) {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
 			cfg.Log.Warn("consumer group: no generation; retrying", zap.Error(err))
@@ -84,15 +88,22 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		// Preparing a generation reads offsets and messages; a broker that
 		// is still electing leaders (new topics) answers with retriable
-		// errors, so try again until it works or the job stops.
+		// errors, so try again until it works, the generation ends or the
+		// job stops.
+		genCtx := generationContext(gen)
 		for attempt := 0; ; attempt++ {
-			err := j.generation(ctx, gen)
-			if err == nil || ctx.Err() != nil {
+			starts, err := j.prepare(ctx, gen.Assignments)
+			if err == nil {
+				j.launch(ctx, gen, starts)
+				break
+			}
+			if ctx.Err() != nil || genCtx.Err() != nil {
 				break
 			}
 			cfg.Log.Warn("cannot start generation; retrying", zap.Int32("generation", gen.ID), zap.Int("attempt", attempt), zap.Error(err))
 			select {
 			case <-ctx.Done():
+			case <-genCtx.Done():
 			case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
 			}
 		}
@@ -105,10 +116,28 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// NewWriter returns the writer the job makes its outputs durable with:
+// internal messages go to the partition they name, others by key.
+func NewWriter(kc *kafkaio.Client) *kafka.Writer { return kc.NewWriter(&balancer{}) }
+
+// generationContext returns a context that ends with gen, without
+// registering a routine in it.
+func generationContext(gen *kafka.Generation) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	j := make(chan struct{})
+	gen.Start(func(genCtx context.Context) {
+		close(j)
+		<-genCtx.Done()
+		cancel()
+	})
+	<-j
+	return ctx
+}
+
 // topics checks the input topic and creates the others when asked.
 func (j *job) topics(ctx context.Context) error {
-	k := j.cfg.Kafka
-	n, err := k.Partitions(ctx, j.cfg.Topic)
+	b := j.broker
+	n, err := b.Partitions(ctx, j.cfg.Topic)
 	if err != nil {
 		return err
 	}
@@ -122,110 +151,79 @@ func (j *job) topics(ctx context.Context) error {
 			rf = -1
 		}
 		big := map[string]string{"max.message.bytes": strconv.Itoa(2*j.cfg.MaxRecordBytes + 64<<10)}
-		err := k.EnsureTopics(ctx,
-			kafkaio.TopicSpec{Name: j.cfg.AlertsTopic, Partitions: n, ReplicationFactor: rf},
-			kafkaio.TopicSpec{Name: j.cfg.DLQTopic, Partitions: n, ReplicationFactor: rf, Configs: big},
-			kafkaio.TopicSpec{Name: j.cfg.SourcesTopic, Partitions: n, ReplicationFactor: rf})
-		if err != nil {
+		specs := []kafkaio.TopicSpec{
+			{Name: j.cfg.AlertsTopic, Partitions: n, ReplicationFactor: rf},
+			{Name: j.cfg.DLQTopic, Partitions: n, ReplicationFactor: rf, Configs: big},
+			{Name: j.cfg.SourcesTopic, Partitions: n, ReplicationFactor: rf},
+		}
+		if j.cfg.Rows {
+			specs = append(specs, kafkaio.TopicSpec{Name: j.cfg.RowsTopic, Partitions: n, ReplicationFactor: rf,
+				Configs: map[string]string{"max.message.bytes": strconv.Itoa(maxRowsMessage + 64<<10)}})
+		}
+		if err := b.EnsureTopics(ctx, specs...); err != nil {
 			return err
 		}
 	}
-	if j.sourcesPartitions, err = k.Partitions(ctx, j.cfg.SourcesTopic); err != nil {
+	if j.sourcesPartitions, err = b.Partitions(ctx, j.cfg.SourcesTopic); err != nil {
 		return err
 	}
 	if j.sourcesPartitions == 0 {
 		return fmt.Errorf("internal topic %s does not exist (create it, or set create_topics)", j.cfg.SourcesTopic)
 	}
+	if j.cfg.Rows {
+		if j.rowsPartitions, err = b.Partitions(ctx, j.cfg.RowsTopic); err != nil {
+			return err
+		}
+		if j.rowsPartitions == 0 {
+			return fmt.Errorf("internal topic %s does not exist (create it, or set create_topics)", j.cfg.RowsTopic)
+		}
+	}
 	return nil
 }
 
-// generation starts one worker per assigned partition.
-func (j *job) generation(ctx context.Context, gen *kafka.Generation) error {
-	type start struct {
-		st   *partitionState
-		from int64 // first offset whose outputs may not be durable
-	}
-	var starts []start
-	assigned := map[topicPartition]bool{}
-	var since time.Time
-	for topic, parts := range gen.Assignments {
-		if len(parts) == 0 {
-			continue
-		}
-		first, next, err := j.cfg.Kafka.Offsets(ctx, topic, max(j.inputPartitions, j.sourcesPartitions))
-		if err != nil {
-			return err
-		}
-		for _, pa := range parts {
-			key := topicPartition{topic, pa.ID}
-			assigned[key] = true
-			committed := pa.Offset
-			if committed < 0 {
-				committed = first[pa.ID] // nothing committed: from the beginning
-			}
-			st := j.states[key]
-			if st != nil && st.committed == committed && st.next >= committed {
-				// Still ours, nobody committed meanwhile: go on where we were.
-				starts = append(starts, start{st, st.next})
-				continue
-			}
-			st, err := j.newState(topic, pa.ID)
-			if err != nil {
-				return err
-			}
-			st.committed = committed
-			st.next = committed
-			if committed > first[pa.ID] {
-				if !j.cfg.NoRebuild {
-					if st.next, err = j.rewind(ctx, st, committed, first[pa.ID]); err != nil {
-						return err
-					}
-				}
-				if committed < next[pa.ID] {
-					m, err := j.cfg.Kafka.MessageAt(ctx, topic, pa.ID, committed, max(2*j.cfg.MaxRecordBytes, 4<<20))
-					if err != nil {
-						return err
-					}
-					if t := m.Time.Add(-time.Minute); since.IsZero() || t.Before(since) {
-						since = t
-					}
-				}
-			}
-			j.states[key] = st
-			starts = append(starts, start{st, committed})
-		}
-	}
-	for key := range j.states {
-		if !assigned[key] {
-			delete(j.states, key)
-		}
-	}
-	if !since.IsZero() {
-		ids, err := j.cfg.Kafka.HeaderValues(ctx, j.cfg.AlertsTopic, hdrAlertID, since, 4<<20)
-		if err != nil {
-			return err
-		}
-		j.published = ids
-		j.cfg.Log.Info("read published alert IDs", zap.Int("alerts", len(ids)), zap.Time("since", since))
-	}
+// launch runs one worker per started partition in one routine of the
+// generation, so that the generation ends when kafka-go ends it (a
+// rebalance, a failed heartbeat) or when every worker has stopped, never
+// because one worker finished draining before the others.
+func (j *job) launch(ctx context.Context, gen *kafka.Generation, starts []start) {
 	j.cfg.Log.Info("generation", zap.Int32("id", gen.ID), zap.Int("partitions", len(starts)))
-	for _, s := range starts {
-		j.wg.Add(1)
-		gen.Start(func(genCtx context.Context) {
-			defer j.wg.Done()
-			wctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			stop1 := context.AfterFunc(genCtx, cancel)
-			stop2 := context.AfterFunc(ctx, cancel)
-			defer stop1()
-			defer stop2()
-			if s.st.lastRecord.IsZero() {
-				s.st.lastRecord = j.cfg.Now()
-			}
-			newWorker(j, s.st, gen, s.from).run(wctx)
-		})
+	j.wg.Add(1)
+	gen.Start(func(genCtx context.Context) {
+		defer j.wg.Done()
+		// A worker that fails ends the generation for all: the group
+		// rejoins and the partitions restart from their committed offsets.
+		wctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stop := context.AfterFunc(ctx, cancel)
+		defer stop()
+		stopGen := context.AfterFunc(genCtx, cancel)
+		defer stopGen()
+		var wg sync.WaitGroup
+		for _, s := range starts {
+			wg.Go(func() {
+				w := newWorker(j, s.st, gen, s.from)
+				if err := w.run(wctx, ctx, genCtx); err != nil {
+					w.log.Error("partition worker stopped; restarting the generation", zap.Error(err))
+					cancel()
+				}
+				if !w.clean {
+					j.forget(s.st)
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
+
+// forget drops a partition's state: it restarts from its committed
+// offset, rebuilt, if this member owns it in a later generation.
+func (j *job) forget(st *partitionState) {
+	j.statesMu.Lock()
+	defer j.statesMu.Unlock()
+	key := topicPartition{st.topic, st.partition}
+	if j.states[key] == st {
+		delete(j.states, key)
 	}
-	return nil
 }
 
 // newState makes a fresh engine for a partition.
@@ -235,13 +233,13 @@ func (j *job) newState(topic string, partition int) (*partitionState, error) {
 	if topic == j.cfg.Topic {
 		st.role = inputRole
 		dc.Kinds = []schemas.SubjectKind{schemas.SubjectCaller}
-		dc.Aggregates = j.cfg.Sink != nil
+		dc.Aggregates = j.cfg.Rows
 	} else {
 		st.role = sourcesRole
 		dc.Kinds = []schemas.SubjectKind{schemas.SubjectTrunk, schemas.SubjectIMEI, schemas.SubjectIMSI, schemas.SubjectSourceIP}
 		dc.Aggregates = false
 		dc.ExternalWatermark = true
-		st.upstream = map[int]upstreamMark{}
+		st.upstream = newUpstream(j.inputPartitions)
 		st.lastSeq = map[int]int64{}
 	}
 	eng, err := detectors.NewEngine(dc, j.cfg.Rules.Rules(), j.cfg.Rules.Allowlist)
@@ -250,69 +248,4 @@ func (j *job) newState(topic string, partition int) (*partitionState, error) {
 	}
 	st.engine = eng
 	return st, nil
-}
-
-// rewind finds where to start replaying a partition quietly so that its
-// windows hold every record that started within the longest window (plus
-// the lateness) before the committed offset — and, when aggregates are
-// written, since the start of that record's UTC day. Producers stamp records no
-// earlier than the call's start, so the first message stamped at or after
-// that time is early enough.
-func (j *job) rewind(ctx context.Context, st *partitionState, committed, first int64) (int64, error) {
-	m, err := j.cfg.Kafka.MessageAt(ctx, st.topic, st.partition, committed-1, max(2*j.cfg.MaxRecordBytes, 4<<20))
-	if err != nil {
-		return 0, err
-	}
-	// The event time of the last record the committed offset covers.
-	// Message timestamps are never earlier than it (a record is written
-	// after its call started), so rewinding by timestamp to that time
-	// minus the window replays at least the records the window needs.
-	at := m.Time
-	switch {
-	case bytes.Equal(m.Key, watermarkKey):
-		if wm, ok := headerInt(&m, hdrWatermark); ok {
-			at = time.UnixMilli(wm)
-		}
-	case bytes.Equal(m.Key, packKey):
-		var latest int64
-		if unpack(m.Value, func(c *schemas.CDR) { latest = max(latest, c.StartMS) }) == nil && latest > 0 {
-			at = time.UnixMilli(latest)
-		}
-	default:
-		var p schemas.JSONParser
-		var c schemas.CDR
-		if p.Parse(&c, m.Value) == nil {
-			at = c.Start()
-		}
-	}
-	windows := j.cfg.Detect.Windows
-	if len(windows) == 0 {
-		windows = detectors.DefaultWindows
-	}
-	var longest time.Duration
-	for _, w := range windows {
-		longest = max(longest, w.Size)
-	}
-	lateness := j.cfg.Detect.Lateness
-	if lateness == 0 {
-		lateness = 10 * time.Minute
-	}
-	back := at.Add(-longest - lateness - time.Minute)
-	if st.role == inputRole && j.cfg.Sink != nil {
-		// Day rows count a caller's whole UTC day: rebuild from its start.
-		y, m, d := at.UTC().Date()
-		if dayStart := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Add(-lateness - time.Minute); dayStart.Before(back) {
-			back = dayStart
-		}
-	}
-	if back.UnixMilli() < schemas.MinStartMS {
-		// No usable time (a watermark message sent before anything was
-		// released): replay the partition from its first record.
-		return first, nil
-	}
-	from, err := j.cfg.Kafka.OffsetAt(ctx, st.topic, st.partition, back)
-	if err != nil {
-		return 0, err
-	}
-	return min(max(from, first), committed), nil
 }

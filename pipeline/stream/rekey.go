@@ -113,6 +113,16 @@ func (p *packer) add(c *schemas.CDR, offset int64) {
 	}
 }
 
+// empty reports whether no re-keyed record waits for a flush.
+func (p *packer) empty() bool {
+	for i := range p.packs {
+		if p.packs[i].count > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // flush appends one message per non-empty pack to msgs and empties the
 // packs. The messages carry the writer's clock as their timestamp, never
 // an event time: a topic's retention goes by timestamps, and a backfill of

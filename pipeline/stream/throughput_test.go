@@ -16,6 +16,7 @@ import (
 	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio/kafkatest"
+	"github.com/cdrguard/cdrguard/pipeline/loader"
 	"github.com/cdrguard/cdrguard/pipeline/stream"
 )
 
@@ -96,17 +97,23 @@ func TestE2EThroughput(t *testing.T) {
 	defer sink.Close(context.Background())
 	cfg.Group = kafkatest.Name(t, "group-ch")
 	cfg.AlertsTopic = kafkatest.Name(t, "alerts-ch")
-	cfg.Sink = sinkAdapter{sink}
+	cfg.Rows = true
+	// The loader runs beside the job, as in `cdrguard run` with a DSN.
+	lctx, lcancel := context.WithCancel(context.Background())
+	loaded := make(chan error, 1)
+	go func() {
+		loaded <- loader.Run(lctx, loader.Config{Kafka: kc, Group: cfg.Group + "-clickhouse",
+			RowsTopic: cfg.Topic + ".rows", AlertsTopic: cfg.AlertsTopic, Log: cfg.Log,
+			Open: func(context.Context) (loader.Store, func(), error) { return sink, func() {}, nil }})
+	}()
 	total, steady = consume(t, kc, cfg, n)
 	rate = 0.8 * float64(n) / steady.Seconds()
-	t.Logf("cdrguard run with ClickHouse: %d records in %v from start; sustained %.0f records/s, %.0f%% of the bare drain; sink %+v",
+	lcancel()
+	if err := <-loaded; err != nil {
+		t.Error(err)
+	}
+	t.Logf("cdrguard run with rows for ClickHouse (loader beside it): %d records in %v from start; sustained %.0f records/s, %.0f%% of the bare drain; sink %+v",
 		n, total.Round(time.Millisecond), rate, 100*rate/drainRate, sink.Stats())
-}
-
-type sinkAdapter struct{ s *clickhouse.Sink }
-
-func (a sinkAdapter) Write(ctx context.Context, p int32, r *stream.Rows) error {
-	return a.s.Write(ctx, p, (*clickhouse.Rows)(r))
 }
 
 // bareDrain reads every message of topic with one kafka-go reader per

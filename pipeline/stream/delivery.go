@@ -1,0 +1,233 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/cdrguard/cdrguard/pipeline/rows"
+	"github.com/cdrguard/cdrguard/schemas"
+)
+
+// Delivery and commits.
+//
+// A worker gathers what its records produce (alerts, dead letters,
+// re-keyed packs, watermarks, aggregate rows) into an open batch. Closing
+// the batch stamps it with its commit candidate — the offset below which
+// every record's outputs are in this batch or an earlier one — and hands
+// it to the write loop, which makes batches durable one after the other
+// (packs and watermarks must reach each source partition in order) and
+// commits, at most every CommitInterval, the candidate of the last batch
+// of the durable prefix. The candidate never passes a record the engine
+// still holds (its outputs are yet to come), nor the first record of a
+// rebuild's live part.
+
+// batch is a set of outputs made durable together.
+type batch struct {
+	seq     uint64
+	msgs    []kafka.Message
+	rows    rows.Batch      // aggregate rows, encoded into msgs when the batch closes
+	alerts  []schemas.Alert // for metrics once durable
+	commit  int64           // offset committable once durable; -1 none
+	closed  time.Time
+	records int
+}
+
+func (b *batch) empty() bool { return len(b.msgs) == 0 && b.rows.Len() == 0 }
+
+// durability tracks which closed batches are durable. Batches are opened
+// in sequence; acks may come in any order, and the committable offset is
+// the candidate of the last batch of the acknowledged prefix, so an ack
+// never makes an earlier, undurable batch's records committable. Not
+// goroutine-safe: owned by the write loop once batches are closed (open is
+// the worker's, and happens before the batch is handed over).
+type durability struct {
+	nextSeq   uint64 // sequence of the next batch opened
+	durableTo uint64 // every batch below this sequence is durable
+	acked     map[uint64]int64
+	// committable is the commit candidate of the last batch below
+	// durableTo that had one; -1 none.
+	committable int64
+	started     bool
+}
+
+// open starts a new batch.
+func (d *durability) open() *batch {
+	if !d.started {
+		d.started, d.committable = true, -1
+	}
+	b := &batch{seq: d.nextSeq, commit: -1}
+	d.nextSeq++
+	return b
+}
+
+// ack marks batch seq (with its commit candidate) durable and returns
+// the committable offset.
+func (d *durability) ack(seq uint64, commit int64) int64 {
+	if d.acked == nil {
+		d.acked = map[uint64]int64{}
+	}
+	if seq >= d.durableTo {
+		d.acked[seq] = commit
+	}
+	for {
+		c, ok := d.acked[d.durableTo]
+		if !ok {
+			break
+		}
+		delete(d.acked, d.durableTo)
+		d.durableTo++
+		if c >= 0 {
+			d.committable = max(d.committable, c)
+		}
+	}
+	return d.committable
+}
+
+// allDurable reports whether every batch closed so far (all but the open
+// one) is durable.
+func (d *durability) allDurable() bool { return d.durableTo+1 >= d.nextSeq }
+
+// commitCandidate is the offset that may be committed once the open
+// batch and those before it are durable: the next offset to take, but no
+// further than the first record the engine holds, and never below the
+// start of the live part (records below it are a rebuild's, already
+// committed).
+func (w *worker) commitCandidate() int64 {
+	cand := w.st.next
+	if tag, ok := w.st.engine.Pending(); ok && tag < cand {
+		cand = tag
+	}
+	return max(cand, w.start)
+}
+
+// closeBatch hands the open batch to the writer (blocking while the
+// writer is MaxInFlight batches behind: backpressure). It reports false
+// when ctx ended first.
+func (w *worker) closeBatch(ctx context.Context) bool {
+	b := w.cur
+	if w.packs != nil {
+		b.msgs = w.packs.flush(b.msgs, w.watermark())
+	}
+	cand := w.commitCandidate()
+	if b.empty() && cand <= w.closedCommit {
+		return true // nothing new
+	}
+	if b.rows.Aggregates() > 0 {
+		b.msgs = w.rowMessages(b.msgs, &b.rows)
+		b.rows.Reset()
+	}
+	b.commit = cand
+	b.closed = w.j.cfg.Now()
+	select {
+	case w.outq <- b:
+	case <-ctx.Done():
+		return false
+	}
+	w.closedCommit = cand
+	w.cur = w.track.open()
+	return true
+}
+
+// writeLoop makes batches durable in order and commits, until outq is
+// closed and drained or ctx ends. It never starts a write once ctx has
+// ended: ctx ends with the generation.
+func (w *worker) writeLoop(ctx context.Context) {
+	tick := time.NewTicker(w.j.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case b, ok := <-w.outq:
+			if !ok {
+				return
+			}
+			if ctx.Err() != nil || w.writeMessages(ctx, b) != nil {
+				return // not durable: nothing from this batch on is committed
+			}
+			w.durable = w.track.ack(b.seq, b.commit)
+			for i := range b.alerts {
+				w.j.cfg.Metrics.alert(&b.alerts[i])
+			}
+			w.pendingAcks = append(w.pendingAcks, b.closed)
+			if w.j.cfg.Now().Sub(w.lastCommit) >= w.j.cfg.CommitInterval {
+				w.commit(false)
+			}
+		case <-tick.C:
+			w.commit(false)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// writeMessages writes a batch's Kafka messages, retrying with backoff
+// until they are acknowledged or ctx ends. Messages that were
+// acknowledged are not sent again.
+func (w *worker) writeMessages(ctx context.Context, b *batch) error {
+	if len(b.msgs) == 0 {
+		return nil
+	}
+	return w.retry(ctx, "kafka", func() error {
+		if ctx.Err() != nil {
+			return backoff.Permanent(ctx.Err())
+		}
+		start := w.j.cfg.Now()
+		err := w.j.producer.WriteMessages(ctx, b.msgs...)
+		var we kafka.WriteErrors
+		if errors.As(err, &we) && len(we) == len(b.msgs) {
+			failed := b.msgs[:0:0]
+			for i, e := range we {
+				if e != nil {
+					failed = append(failed, b.msgs[i])
+				}
+			}
+			b.msgs = failed
+		}
+		if err == nil {
+			w.j.cfg.Metrics.writeLatency("kafka", w.j.cfg.Now().Sub(start))
+		}
+		return err
+	})
+}
+
+func (w *worker) retry(ctx context.Context, output string, op func() error) error {
+	eb := backoff.NewExponentialBackOff()
+	eb.InitialInterval, eb.MaxInterval = 200*time.Millisecond, 5*time.Second
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		return struct{}{}, op()
+	}, backoff.WithBackOff(eb), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, d time.Duration) {
+		w.j.cfg.Metrics.retried(output)
+		w.log.Warn("output write failed; retrying", zap.String("output", output), zap.Duration("in", d), zap.Error(err))
+	}))
+	return err
+}
+
+// commit commits the durable offset through this generation (a stale
+// generation's commit is refused by the coordinator).
+func (w *worker) commit(final bool) {
+	off := w.durable
+	if off < 0 || off <= w.st.committed {
+		return
+	}
+	err := w.com.CommitOffsets(map[string]map[int]int64{w.st.topic: {w.st.partition: off}})
+	if err != nil {
+		lvl := zap.WarnLevel
+		if final {
+			lvl = zap.InfoLevel // usual when a rebalance ends the generation
+		}
+		w.log.Log(lvl, "cannot commit offset", zap.Int64("offset", off), zap.Error(err))
+		return
+	}
+	now := w.j.cfg.Now()
+	w.st.committed = off
+	w.lastCommit = now
+	w.m.committed.Set(float64(off))
+	for _, t := range w.pendingAcks {
+		w.j.cfg.Metrics.commitLatency(now.Sub(t))
+	}
+	w.pendingAcks = w.pendingAcks[:0]
+}
