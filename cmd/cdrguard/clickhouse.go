@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
+	"github.com/cdrguard/cdrguard/pipeline/loader"
 	"github.com/cdrguard/cdrguard/pipeline/rules"
-	"github.com/cdrguard/cdrguard/pipeline/stream"
 )
 
 // chOptions maps the clickhouse section of the config to the sink's
@@ -62,16 +62,10 @@ func chOptions(c clickhouseConfig) (clickhouse.Options, error) {
 	return o, nil
 }
 
-// chSink adapts the ClickHouse sink to the stream's RowSink.
-type chSink struct{ s *clickhouse.Sink }
-
-func (a chSink) Write(ctx context.Context, partition int32, r *stream.Rows) error {
-	return a.s.Write(ctx, partition, (*clickhouse.Rows)(r))
-}
-
 // openClickHouse connects, applies the migrations (unless turned off),
-// loads the allowlist for analysts and returns the sink.
-func openClickHouse(ctx context.Context, cfg runConfig, set *rules.Set, reg prometheus.Registerer, log *zap.Logger) (stream.RowSink, func(), error) {
+// loads the allowlist for analysts and returns the sink. It registers the
+// sink's metrics with reg on success, so call it until it succeeds once.
+func openClickHouse(ctx context.Context, cfg runConfig, set *rules.Set, reg prometheus.Registerer, log *zap.Logger) (loader.Store, func(), error) {
 	opts, err := chOptions(cfg.ClickHouse)
 	if err != nil {
 		return nil, nil, err
@@ -97,7 +91,7 @@ func openClickHouse(ctx context.Context, cfg runConfig, set *rules.Set, reg prom
 		return nil, nil, err
 	}
 	log.Info("clickhouse", zap.Stringer("options", opts), zap.String("server", client.ServerVersion().String()))
-	return chSink{sink}, func() {
+	return sink, func() {
 		cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		if err := sink.Close(cctx); err != nil {

@@ -34,6 +34,7 @@ type kafkaConfig struct {
 	AlertsTopic       string        `yaml:"alerts_topic"`
 	DLQTopic          string        `yaml:"dlq_topic"`
 	SourcesTopic      string        `yaml:"sources_topic"`
+	RowsTopic         string        `yaml:"rows_topic"`
 	CreateTopics      bool          `yaml:"create_topics"`
 	ReplicationFactor int           `yaml:"replication_factor"`
 	CommitInterval    time.Duration `yaml:"commit_interval"`
@@ -83,6 +84,11 @@ type clickhouseConfig struct {
 	MaxRows             int           `yaml:"max_rows"`
 	FlushInterval       time.Duration `yaml:"flush_interval"`
 	Migrate             bool          `yaml:"migrate"`
+	// Loader runs the ClickHouse loader inside `cdrguard run`; with it
+	// off, run only publishes the rows and `cdrguard load` writes them.
+	Loader bool `yaml:"loader"`
+	// Group is the loader's consumer group (default <kafka.group>-clickhouse).
+	Group string `yaml:"group"`
 }
 
 type metricsConfig struct {
@@ -112,7 +118,7 @@ func defaultRunConfig() runConfig {
 			Rules: "deploy/rules.yaml", Lateness: 10 * time.Minute, ShortCallS: 10, DetailCalls: 8,
 			ExactPeers: 4096, CallerFloor: 20, IdleRelease: time.Minute, Rebuild: true,
 		},
-		ClickHouse:      clickhouseConfig{CDRRetentionDays: 30, MaxRows: 100000, FlushInterval: 250 * time.Millisecond, Migrate: true},
+		ClickHouse:      clickhouseConfig{CDRRetentionDays: 30, MaxRows: 100000, FlushInterval: 250 * time.Millisecond, Migrate: true, Loader: true},
 		Metrics:         metricsConfig{Listen: "127.0.0.1:9464"},
 		Log:             logConfig{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,
@@ -189,6 +195,22 @@ func (c *runConfig) validate() error {
 		return fmt.Errorf("detect: %w", err)
 	}
 	return nil
+}
+
+// loaderGroup is the ClickHouse loader's consumer group.
+func (c *runConfig) loaderGroup() string {
+	if c.ClickHouse.Group != "" {
+		return c.ClickHouse.Group
+	}
+	return c.Kafka.Group + "-clickhouse"
+}
+
+// rowsTopic is the internal topic of aggregate rows.
+func (c *runConfig) rowsTopic() string {
+	if c.Kafka.RowsTopic != "" {
+		return c.Kafka.RowsTopic
+	}
+	return c.Kafka.Topic + ".rows"
 }
 
 func isDigits(s string) bool {

@@ -34,6 +34,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "consume CDRs from Kafka and publish alerts (the streaming job)", runRun},
+		{"load", "load alerts, aggregate rows and CDRs from Kafka into ClickHouse (run does it too, unless clickhouse.loader is off)", runLoad},
 		{"replay", "run CDR files through the detectors and print alerts (backtest rules)", runReplay},
 		{"gen", "generate a synthetic carrier day of CDRs with ground-truth labels", runGen},
 		{"migrate", "create or upgrade the ClickHouse tables", runMigrate},

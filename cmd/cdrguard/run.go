@@ -19,9 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
-	"github.com/cdrguard/cdrguard/pipeline/rules"
 	"github.com/cdrguard/cdrguard/pipeline/stream"
-	"github.com/cdrguard/cdrguard/schemas"
 )
 
 // overrides are the common settings given as flags or environment
@@ -86,9 +84,10 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return serve(ctx, cfg, log)
 }
 
-// serve wires and runs the streaming job.
+// serve wires and runs the streaming job and, with a ClickHouse DSN and
+// clickhouse.loader on, the ClickHouse loader beside it.
 func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
-	set, err := rules.Load(cfg.Detect.Rules)
+	set, err := loadRules(cfg)
 	if err != nil {
 		return err
 	}
@@ -109,15 +108,12 @@ func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 		defer stop()
 	}
 
-	var plan *schemas.NumberPlan
-	if cfg.Input.CountryCode != "" {
-		plan = &schemas.NumberPlan{CountryCode: cfg.Input.CountryCode, NationalPrefix: cfg.Input.NationalPrefix}
-	}
 	sc := stream.Config{
 		Kafka: kc, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group,
 		AlertsTopic: cfg.Kafka.AlertsTopic, DLQTopic: cfg.Kafka.DLQTopic, SourcesTopic: cfg.Kafka.SourcesTopic,
+		RowsTopic: cfg.rowsTopic(), Rows: cfg.ClickHouse.DSN != "",
 		CreateTopics: cfg.Kafka.CreateTopics, ReplicationFactor: cfg.Kafka.ReplicationFactor,
-		Detect: cfg.detectorConfig(), Rules: set, Plan: plan,
+		Detect: cfg.detectorConfig(), Rules: set, Plan: cfg.numberPlan(),
 		CommitInterval: cfg.Kafka.CommitInterval, MaxBatch: cfg.Kafka.MaxBatch, MaxInFlight: cfg.Kafka.MaxInFlight,
 		MaxRecordBytes: cfg.Input.MaxRecordBytes, MaxFuture: cfg.Input.MaxFuture,
 		IdleRelease: cfg.Detect.IdleRelease, NoRebuild: !cfg.Detect.Rebuild,
@@ -127,17 +123,29 @@ func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 	if sc.IdleRelease == 0 {
 		sc.IdleRelease = -1 // 0 in the file means never
 	}
-	if cfg.ClickHouse.DSN != "" {
-		sink, closeSink, err := openClickHouse(ctx, cfg, set, reg, log)
-		if err != nil {
-			return err
-		}
-		defer closeSink()
-		sc.Sink, sc.StoreCDRs = sink, cfg.ClickHouse.StoreCDRs
+	if err := sc.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	log.Info("cdrguard run", zap.String("version", version), zap.Int("rules", set.Len()), zap.String("rules_file", cfg.Detect.Rules),
-		zap.Bool("clickhouse", sc.Sink != nil))
-	return stream.Run(ctx, sc)
+		zap.Bool("rows", sc.Rows), zap.Bool("loader", sc.Rows && cfg.ClickHouse.Loader))
+	if !sc.Rows || !cfg.ClickHouse.Loader {
+		return stream.Run(ctx, sc)
+	}
+	// The job and the loader stand and fall together: if one fails, the
+	// other stops too and the process exits with the error.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	loadErr := make(chan error, 1)
+	go func() {
+		err := runLoader(ctx, cfg, kc, set, reg, log)
+		if err != nil {
+			cancel()
+		}
+		loadErr <- err
+	}()
+	err = stream.Run(ctx, sc)
+	cancel()
+	return errors.Join(err, <-loadErr)
 }
 
 func newLogger(c logConfig, w io.Writer) (*zap.Logger, error) {

@@ -336,3 +336,56 @@ func CaughtUp(kc *kafkaio.Client, group string, topics []string) (bool, string) 
 	}
 	return all, b.String()
 }
+
+// SameAlerts fails the test unless got holds exactly the alerts of want,
+// alert for alert: the same IDs, each with the same JSON (rule, subject,
+// severity, action, window, detection time, figures, reason), and no ID
+// twice.
+func SameAlerts(t testing.TB, what string, want, got []schemas.Alert) {
+	t.Helper()
+	NoDuplicateIDs(t, got)
+	key := func(a *schemas.Alert) string {
+		b, err := a.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	wantSet, gotSet := map[string]bool{}, map[string]bool{}
+	for i := range want {
+		wantSet[key(&want[i])] = true
+	}
+	for i := range got {
+		gotSet[key(&got[i])] = true
+	}
+	var missing, extra []string
+	for k := range wantSet {
+		if !gotSet[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range gotSet {
+		if !wantSet[k] {
+			extra = append(extra, k)
+		}
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	for i, k := range missing {
+		if i == 10 {
+			t.Errorf("%s: … %d more missing", what, len(missing)-10)
+			break
+		}
+		t.Errorf("%s: missing %s", what, k)
+	}
+	for i, k := range extra {
+		if i == 10 {
+			t.Errorf("%s: … %d more extra", what, len(extra)-10)
+			break
+		}
+		t.Errorf("%s: extra %s", what, k)
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		t.Logf("%s: the same %d alerts, alert for alert", what, len(want))
+	}
+}
