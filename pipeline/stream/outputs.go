@@ -90,7 +90,7 @@ func splitRows(r *rows.Batch) (a, b rows.Batch) {
 	return a, b
 }
 
-func halves[T any](s []T) ([]T, []T) { return s[:len(s)/2:len(s)/2], s[len(s)/2:] }
+func halves[T any](s []T) ([]T, []T) { return s[: len(s)/2 : len(s)/2], s[len(s)/2:] }
 
 // deadLetter sets a record aside with the reason in its headers.
 func (w *worker) deadLetter(m *kafka.Message, cause error) {

@@ -548,7 +548,7 @@ func TestRewindTime(t *testing.T) {
 	f(at, dc, false, at.Add(-time.Hour-11*time.Minute), true)
 	f(at, dc, true, time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC).Add(-11*time.Minute), true)
 	f(at, detectors.Config{}, false, at.Add(-24*time.Hour-11*time.Minute), true) // default windows: 24 h longest
-	f(time.UnixMilli(1000), dc, false, time.Time{}, false)                     // no usable time
+	f(time.UnixMilli(1000), dc, false, time.Time{}, false)                       // no usable time
 }
 
 // FuzzUnpack parses bytes as read back from the internal topic: it never

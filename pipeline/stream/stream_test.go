@@ -214,4 +214,3 @@ func TestGracefulShutdownLeavesTheGroup(t *testing.T) {
 		}
 	}
 }
-
