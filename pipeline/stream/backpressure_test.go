@@ -73,9 +73,9 @@ func TestSlowOutputPausesAndResumes(t *testing.T) {
 		t.Fatal("the job never wrote to the row store")
 	}
 	time.Sleep(3 * time.Second)
-	before := kafkatest.Committed(kc, group, topic)
+	before := kafkatest.Committed(t, kc, group, topic)
 	time.Sleep(3 * time.Second)
-	after := kafkatest.Committed(kc, group, topic)
+	after := kafkatest.Committed(t, kc, group, topic)
 	if after != before {
 		t.Fatalf("committed offsets moved from %d to %d while the row store was down", before, after)
 	}
