@@ -133,35 +133,22 @@ func deleteTopics(t testing.TB, name string) {
 // missing), in order; a zero time means the time of writing.
 func Produce(t testing.TB, kc *kafkaio.Client, topic string, partitions int, values, keys [][]byte, times []time.Time) {
 	t.Helper()
-	ctx := context.Background()
-	if err := kc.EnsureTopics(ctx, kafkaio.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: -1}); err != nil {
-		t.Fatal(err)
+	msgs := make([]kafka.Message, len(values))
+	for i := range values {
+		msgs[i] = kafka.Message{Key: keys[i], Value: values[i], Time: times[i]}
 	}
-	w := kc.NewWriter(nil)
-	defer w.Close()
-	msgs := make([]kafka.Message, 0, 2000)
-	for i := 0; i < len(values); i += 2000 {
-		msgs = msgs[:0]
-		for j := i; j < min(i+2000, len(values)); j++ {
-			msgs = append(msgs, kafka.Message{Topic: topic, Key: keys[j], Value: values[j], Time: times[j]})
-		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			t.Fatalf("produce to %s: %v", topic, err)
-		}
+	if err := kc.Produce(context.Background(), topic, kafkaio.ProduceOptions{Partitions: partitions}, msgs); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // ProduceCDRs writes records keyed by caller, in order, stamped with the
-// time they are written (a generated day lies in the past: stamped with
-// its own times, the broker's retention would delete it).
+// time they are written (see kafkaio.Client.ProduceCDRs).
 func ProduceCDRs(t testing.TB, kc *kafkaio.Client, topic string, partitions int, recs []schemas.CDR) {
 	t.Helper()
-	values, keys, times := make([][]byte, len(recs)), make([][]byte, len(recs)), make([]time.Time, len(recs))
-	for i := range recs {
-		values[i] = schemas.AppendJSON(nil, &recs[i])
-		keys[i] = []byte(recs[i].Caller)
+	if err := kc.ProduceCDRs(context.Background(), topic, kafkaio.ProduceOptions{Partitions: partitions}, recs); err != nil {
+		t.Fatal(err)
 	}
-	Produce(t, kc, topic, partitions, values, keys, times)
 }
 
 // ReadAll reads every message of topic as it stands now.
