@@ -20,13 +20,14 @@ import (
 
 	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+	"github.com/cdrguard/cdrguard/pipeline/replay"
 	"github.com/cdrguard/cdrguard/pipeline/rules"
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
 // Replay runs records through one engine with every key kind and the
-// rules file at rulesPath, the way `cdrguard replay` does: what a
-// streaming run of the same records must raise.
+// rules file at rulesPath, the way `cdrguard replay` does (replay.Alerts):
+// what a streaming run of the same records must raise.
 func Replay(t testing.TB, rulesPath string, recs []schemas.CDR) []schemas.Alert {
 	t.Helper()
 	set, err := rules.Load(rulesPath)
@@ -37,12 +38,11 @@ func Replay(t testing.TB, rulesPath string, recs []schemas.CDR) []schemas.Alert 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out detectors.Output
-	for i := range recs {
-		e.Process(&recs[i], &out)
+	alerts, err := replay.Alerts(e, recs)
+	if err != nil {
+		t.Fatal(err)
 	}
-	e.Flush(&out)
-	return out.Alerts
+	return alerts
 }
 
 // Brokers returns the test broker ($CDRGUARD_KAFKA, default
