@@ -166,7 +166,7 @@ func waitCommitted(t *testing.T, kc *kafkaio.Client, group, topic string, atLeas
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if kafkatest.Committed(kc, group, topic) >= atLeast {
+		if kafkatest.Committed(t, kc, group, topic) >= atLeast {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -327,7 +327,7 @@ func TestStreamToClickHouseSurvivesCrashAndOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = first.Wait()
-		killedAt := kafkatest.Committed(kc, g1, topic)
+		killedAt := kafkatest.Committed(t, kc, g1, topic)
 		before := len(kafkatest.ReadAll(t, kc, a1))
 		t.Logf("killed with %d of %d records committed and %d alerts published", killedAt, total, before)
 		second := child(t, cfg)
@@ -348,9 +348,9 @@ func TestStreamToClickHouseSurvivesCrashAndOutage(t *testing.T) {
 		own.stop(t)
 		downAt := time.Now()
 		time.Sleep(3 * time.Second) // let in-flight commits land
-		stalled := kafkatest.Committed(kc, g2, topic)
+		stalled := kafkatest.Committed(t, kc, g2, topic)
 		time.Sleep(30*time.Second - time.Since(downAt))
-		if now := kafkatest.Committed(kc, g2, topic); now != stalled {
+		if now := kafkatest.Committed(t, kc, g2, topic); now != stalled {
 			t.Errorf("committed moved from %d to %d while ClickHouse was down", stalled, now)
 		}
 		t.Logf("ClickHouse down for %v with %d of %d records committed", time.Since(downAt).Round(time.Second), stalled, total)

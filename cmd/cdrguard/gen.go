@@ -10,10 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
-
 	"github.com/cdrguard/cdrguard/pipeline/synth"
 	"github.com/cdrguard/cdrguard/schemas"
 )
@@ -117,43 +114,17 @@ func writeLabels(path string, labels []synth.Label) error {
 }
 
 // produce writes records into topic keyed by caller, in arrival order, at
-// rate records per second (0: as fast as possible). Messages carry the time
-// they are written: the generated day usually lies in the past, and
-// stamped with its own times it would fall to the topic's retention.
+// rate records per second (0: as fast as possible), creating the topic
+// with partitions when it is missing.
 func produce(ctx context.Context, stderr io.Writer, brokers []string, topic string, partitions int, rate float64, recs []schemas.CDR) error {
 	kc, err := kafkaio.NewClient(kafkaio.Conn{Brokers: brokers, ClientID: "cdrguard-gen"})
 	if err != nil {
 		return err
 	}
 	defer kc.Close()
-	if err := kc.EnsureTopics(ctx, kafkaio.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: -1}); err != nil {
-		return err
-	}
-	w := kc.NewWriter(nil)
-	defer w.Close()
-	const chunk = 2000
 	start := time.Now()
-	msgs := make([]kafka.Message, 0, chunk)
-	for i := 0; i < len(recs); i += chunk {
-		msgs = msgs[:0]
-		for j := i; j < min(i+chunk, len(recs)); j++ {
-			c := &recs[j]
-			msgs = append(msgs, kafka.Message{Key: []byte(c.Caller), Value: schemas.AppendJSON(nil, c)})
-		}
-		for k := range msgs {
-			msgs[k].Topic = topic
-		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			return fmt.Errorf("cannot produce to %s: %w", topic, err)
-		}
-		if rate > 0 {
-			due := start.Add(time.Duration(float64(i+len(msgs)) / rate * float64(time.Second)))
-			select {
-			case <-time.After(time.Until(due)):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	if err := kc.ProduceCDRs(ctx, topic, kafkaio.ProduceOptions{Partitions: partitions, Rate: rate}, recs); err != nil {
+		return err
 	}
 	took := time.Since(start)
 	fmt.Fprintf(stderr, "produced %d records to %s in %.1fs (%.0f records/s)\n", len(recs), topic, took.Seconds(), float64(len(recs))/took.Seconds())

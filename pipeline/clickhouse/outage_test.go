@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/cdrguard/cdrguard/detectors"
 )
@@ -39,6 +41,26 @@ func newProxy(t *testing.T, target string) *proxy {
 }
 
 func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+// proxiedServer starts a proxy to the test server and returns it with the
+// test DSN pointed at it: CDRGUARD_CLICKHOUSE as host:port, or as a DSN
+// whose credentials and settings are kept and whose (first) host is
+// replaced by the proxy's.
+func proxiedServer(t *testing.T) (*proxy, string) {
+	t.Helper()
+	dsn := testDSN(testAddr(t))
+	opts, err := ch.ParseDSN(dsn)
+	if err != nil || len(opts.Addr) == 0 {
+		t.Fatalf("test DSN %q does not parse: %v", redactDSN(dsn), err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("test DSN %q does not parse as a URL: %v", redactDSN(dsn), err)
+	}
+	p := newProxy(t, opts.Addr[0])
+	u.Host = p.addr()
+	return p, u.String()
+}
 
 func (p *proxy) serve() {
 	for {
@@ -103,14 +125,10 @@ func (p *proxy) close() {
 // block, hold a bounded number of rows, and all succeed once it is back;
 // no row is lost.
 func TestSinkSurvivesOutage(t *testing.T) {
-	addr := testAddr(t)
-	if strings.Contains(addr, "://") {
-		t.Skip("the outage test needs CDRGUARD_CLICKHOUSE as host:port")
-	}
-	p := newProxy(t, addr)
+	p, dsn := proxiedServer(t)
 	const maxRows = 500
 	opts := Options{
-		DSN:           "clickhouse://" + p.addr() + "?dial_timeout=1s",
+		DSN:           dsn,
 		Database:      randomDatabase(t),
 		MaxRows:       maxRows,
 		FlushWorkers:  1,
@@ -152,18 +170,33 @@ func TestSinkSurvivesOutage(t *testing.T) {
 
 	// While the server is unreachable, no write completes, the sink
 	// retries, and it holds at most (FlushWorkers+1) batches of MaxRows
-	// rows plus one write's worth: the other writers wait.
-	deadline := time.Now().Add(3 * time.Second)
+	// rows plus one write's worth: the other writers wait. The outage has
+	// lasted long enough when the sink has retried five times since the
+	// cut and its pending rows held still over the last three retries (no
+	// writer got rows in).
+	base := s.Stats().Retries
+	deadline := time.Now().Add(30 * time.Second)
 	maxPending := int64(0)
-	for time.Now().Before(deadline) {
+	var seen []int64 // pending rows at each new retry
+	for {
 		select {
 		case <-finished:
 			t.Fatal("writes completed while ClickHouse was unreachable")
 		case err := <-errs:
 			t.Fatalf("a write returned while ClickHouse was unreachable: %v", err)
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
-		maxPending = max(maxPending, s.Stats().PendingRows)
+		st := s.Stats()
+		maxPending = max(maxPending, st.PendingRows)
+		for n := int(st.Retries - base); len(seen) < n; {
+			seen = append(seen, st.PendingRows)
+		}
+		if k := len(seen); k >= 5 && seen[k-1] > 0 && seen[k-1] == seen[k-2] && seen[k-2] == seen[k-3] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sink did not settle within 30s of the outage: %d retries, pending rows at each: %v", st.Retries-base, seen)
+		}
 	}
 	if bound := int64(2*(maxRows+100) + 100); maxPending > bound || maxPending == 0 {
 		t.Errorf("pending rows peaked at %d during the outage, want between 1 and %d", maxPending, bound)
@@ -198,13 +231,9 @@ func TestSinkSurvivesOutage(t *testing.T) {
 // TestSinkCloseDuringOutage: Close with a deadline while ClickHouse is
 // down gives up on the pending rows, fails their writers and returns.
 func TestSinkCloseDuringOutage(t *testing.T) {
-	addr := testAddr(t)
-	if strings.Contains(addr, "://") {
-		t.Skip("the outage test needs CDRGUARD_CLICKHOUSE as host:port")
-	}
-	p := newProxy(t, addr)
+	p, dsn := proxiedServer(t)
 	opts := Options{
-		DSN:           "clickhouse://" + p.addr(),
+		DSN:           dsn,
 		Database:      randomDatabase(t),
 		FlushInterval: 10 * time.Millisecond,
 		RetryInitial:  20 * time.Millisecond,
@@ -216,8 +245,16 @@ func TestSinkCloseDuringOutage(t *testing.T) {
 	p.cut()
 	done := make(chan error, 1)
 	go func() { done <- s.Write(context.Background(), 0, sampleRows()) }()
+	deadline := time.Now().Add(30 * time.Second)
 	for s.Stats().Retries == 0 {
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("the write returned while ClickHouse was unreachable: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sink did not retry within 30s of the outage")
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()

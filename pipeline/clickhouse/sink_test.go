@@ -362,11 +362,15 @@ func TestSinkCloseFlushes(t *testing.T) {
 	go func() { done <- s.Write(ctxTimeout(t, time.Minute), 0, sampleRows()) }()
 	// Wait until the write is pending (the hour-long flush interval keeps
 	// it there), then close.
+	deadline := time.Now().Add(30 * time.Second)
 	for s.Stats().PendingRows == 0 {
 		select {
 		case err := <-done:
 			t.Fatalf("write returned before Close: %v", err)
 		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the write was not pending within 30s")
 		}
 	}
 	if err := s.Close(ctxTimeout(t, time.Minute)); err != nil {

@@ -1,6 +1,7 @@
 // Package kafkaio connects cdrguard to Apache Kafka with segmentio/kafka-go:
 // connection settings (TLS, SASL PLAIN and SCRAM), topic creation, the
-// shared writer, and the small admin reads the streaming job needs (offsets
+// shared writer, producing a day of CDRs (Produce, ProduceCDRs), and the
+// small admin reads the streaming job needs (offsets
 // by time, one message at an offset, the IDs in a topic's tail).
 //
 // Everything here is safe for concurrent use unless a doc comment says

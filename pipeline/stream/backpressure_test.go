@@ -92,9 +92,9 @@ func TestSlowOutputPausesAndResumes(t *testing.T) {
 	// While writes fail: retried, the committed offset stays, and the
 	// job stops taking records well before the end.
 	waitFailures(t, prod, 10)
-	before, took := kafkatest.Committed(kc, group, topic), processed(t, reg)
+	before, took := kafkatest.Committed(t, kc, group, topic), processed(t, reg)
 	waitFailures(t, prod, 10) // ~2 s more of retries
-	after, tookAfter := kafkatest.Committed(kc, group, topic), processed(t, reg)
+	after, tookAfter := kafkatest.Committed(t, kc, group, topic), processed(t, reg)
 	if after != before || after != 0 {
 		t.Fatalf("committed offsets moved from %d to %d while no output was durable", before, after)
 	}

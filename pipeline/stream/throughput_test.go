@@ -164,7 +164,7 @@ func consume(t *testing.T, kc *kafkaio.Client, cfg stream.Config, n int64) (tota
 	j := start(t, cfg)
 	var at10, at90 time.Time
 	for {
-		c := kafkatest.Committed(kc, cfg.Group, cfg.Topic)
+		c := kafkatest.Committed(t, kc, cfg.Group, cfg.Topic)
 		now := time.Now()
 		if at10.IsZero() && c >= n/10 {
 			at10 = now

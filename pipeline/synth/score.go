@@ -26,9 +26,9 @@ type Report struct {
 	// their targets). SparedRatio is Spared / RoboCalls.
 	RoboCalls, Spared int
 	SparedRatio       float64
-	// LegitFlagged lists flagged legitimate numbers per class.
+	// LegitFlagged lists flagged legitimate numbers per class, sorted.
 	LegitFlagged map[Class][]string
-	// MissedRobo lists robo-dialer numbers not flagged, per class.
+	// MissedRobo lists robo-dialer numbers not flagged, per class, sorted.
 	MissedRobo map[Class][]string
 	// Sources lists each labelled source with whether it was flagged.
 	Sources []SourceResult
@@ -136,6 +136,13 @@ func Evaluate(labels []Label, records []schemas.CDR, alerts []schemas.Alert) *Re
 		return strings.Compare(a.Kind+a.Subject, b.Kind+b.Subject)
 	})
 	slices.Sort(rep.UnlabelledSources)
+	// Sorted, so a report (and the examples Print shows) does not depend
+	// on map order.
+	for _, m := range []map[Class][]string{rep.LegitFlagged, rep.MissedRobo} {
+		for _, l := range m {
+			slices.Sort(l)
+		}
+	}
 	return rep
 }
 

@@ -20,13 +20,14 @@ import (
 
 	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+	"github.com/cdrguard/cdrguard/pipeline/replay"
 	"github.com/cdrguard/cdrguard/pipeline/rules"
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
 // Replay runs records through one engine with every key kind and the
-// rules file at rulesPath, the way `cdrguard replay` does: what a
-// streaming run of the same records must raise.
+// rules file at rulesPath, the way `cdrguard replay` does (replay.Alerts):
+// what a streaming run of the same records must raise.
 func Replay(t testing.TB, rulesPath string, recs []schemas.CDR) []schemas.Alert {
 	t.Helper()
 	set, err := rules.Load(rulesPath)
@@ -37,12 +38,11 @@ func Replay(t testing.TB, rulesPath string, recs []schemas.CDR) []schemas.Alert 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out detectors.Output
-	for i := range recs {
-		e.Process(&recs[i], &out)
+	alerts, err := replay.Alerts(e, recs)
+	if err != nil {
+		t.Fatal(err)
 	}
-	e.Flush(&out)
-	return out.Alerts
+	return alerts
 }
 
 // Brokers returns the test broker ($CDRGUARD_KAFKA, default
@@ -106,6 +106,7 @@ func deleteTopics(t testing.TB, name string) {
 	defer cancel()
 	kc, err := kafkaio.NewClient(kafkaio.Conn{Brokers: []string{addr}, ClientID: "cdrguard-test"})
 	if err != nil {
+		t.Logf("cleanup: cannot delete topics %s: %v", name, err)
 		return
 	}
 	defer kc.Close()
@@ -132,35 +133,22 @@ func deleteTopics(t testing.TB, name string) {
 // missing), in order; a zero time means the time of writing.
 func Produce(t testing.TB, kc *kafkaio.Client, topic string, partitions int, values, keys [][]byte, times []time.Time) {
 	t.Helper()
-	ctx := context.Background()
-	if err := kc.EnsureTopics(ctx, kafkaio.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: -1}); err != nil {
-		t.Fatal(err)
+	msgs := make([]kafka.Message, len(values))
+	for i := range values {
+		msgs[i] = kafka.Message{Key: keys[i], Value: values[i], Time: times[i]}
 	}
-	w := kc.NewWriter(nil)
-	defer w.Close()
-	msgs := make([]kafka.Message, 0, 2000)
-	for i := 0; i < len(values); i += 2000 {
-		msgs = msgs[:0]
-		for j := i; j < min(i+2000, len(values)); j++ {
-			msgs = append(msgs, kafka.Message{Topic: topic, Key: keys[j], Value: values[j], Time: times[j]})
-		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			t.Fatalf("produce to %s: %v", topic, err)
-		}
+	if err := kc.Produce(context.Background(), topic, kafkaio.ProduceOptions{Partitions: partitions}, msgs); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // ProduceCDRs writes records keyed by caller, in order, stamped with the
-// time they are written (a generated day lies in the past: stamped with
-// its own times, the broker's retention would delete it).
+// time they are written (see kafkaio.Client.ProduceCDRs).
 func ProduceCDRs(t testing.TB, kc *kafkaio.Client, topic string, partitions int, recs []schemas.CDR) {
 	t.Helper()
-	values, keys, times := make([][]byte, len(recs)), make([][]byte, len(recs)), make([]time.Time, len(recs))
-	for i := range recs {
-		values[i] = schemas.AppendJSON(nil, &recs[i])
-		keys[i] = []byte(recs[i].Caller)
+	if err := kc.ProduceCDRs(context.Background(), topic, kafkaio.ProduceOptions{Partitions: partitions}, recs); err != nil {
+		t.Fatal(err)
 	}
-	Produce(t, kc, topic, partitions, values, keys, times)
 }
 
 // ReadAll reads every message of topic as it stands now.
@@ -268,37 +256,52 @@ func NoDuplicateIDs(t testing.TB, alerts []schemas.Alert) {
 }
 
 // WaitCaughtUp waits until group has committed every topic to its end
-// and that state held for three checks a second apart.
+// and that state held for three checks a second apart. An admin call that
+// fails is retried until the deadline, and the last failure is part of
+// the message the test fails with.
 func WaitCaughtUp(t testing.TB, kc *kafkaio.Client, group string, timeout time.Duration, topics ...string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	stable := 0
 	var last string
-	for time.Now().Before(deadline) {
-		ok, state := CaughtUp(kc, group, topics)
-		if ok && state == last {
+	var lastErr error
+	for {
+		ok, state, err := CaughtUp(ctx, kc, group, topics)
+		switch {
+		case err != nil:
+			lastErr, stable, last = err, 0, ""
+		case ok && state == last:
 			stable++
 			if stable >= 3 {
 				return
 			}
-		} else {
-			stable = 0
+		default:
+			stable, last = 0, state
 		}
-		last = state
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			if lastErr != nil {
+				t.Fatalf("group %s did not catch up within %v: last state %s; last error: %v", group, timeout, last, lastErr)
+			}
+			t.Fatalf("group %s did not catch up within %v: %s", group, timeout, last)
+		case <-time.After(time.Second):
+		}
 	}
-	_, state := CaughtUp(kc, group, topics)
-	t.Fatalf("group %s did not catch up within %v: %s", group, timeout, state)
 }
 
 // Committed returns how many messages of topic group has committed, over
-// all partitions.
-func Committed(kc *kafkaio.Client, group, topic string) int64 {
+// all partitions (a partition without a commit counts 0). It fails the
+// test when the broker cannot say — a topic that does not exist, an admin
+// call or a partition that answers with an error — so "the offsets did
+// not move" is never read from a failed call.
+func Committed(t testing.TB, kc *kafkaio.Client, group, topic string) int64 {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	offs, err := kc.Admin.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: topic, GroupId: group})
+	offs, err := GroupOffsets(ctx, kc, group, topic)
 	if err != nil {
-		return 0
+		t.Fatalf("committed offsets: %v", err)
 	}
 	var n int64
 	for _, o := range offs {
@@ -307,34 +310,70 @@ func Committed(kc *kafkaio.Client, group, topic string) int64 {
 	return n
 }
 
+// GroupOffsets returns the offset group has committed on each partition
+// of topic, -1 where it has committed none. Unlike kafka-go's
+// ConsumerOffsets, a missing topic and per-partition errors are errors.
+func GroupOffsets(ctx context.Context, kc *kafkaio.Client, group, topic string) ([]int64, error) {
+	n, err := kc.Partitions(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read offsets of group %s on %s: %w", group, topic, err)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("cannot read offsets of group %s on %s: the topic does not exist", group, topic)
+	}
+	parts := make([]int, n)
+	for p := range parts {
+		parts[p] = p
+	}
+	resp, err := kc.Admin.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return nil, fmt.Errorf("cannot fetch offsets of group %s on %s: %w", group, topic, err)
+	}
+	if resp.Error != nil {
+		return nil, fmt.Errorf("offsets of group %s on %s: %w", group, topic, resp.Error)
+	}
+	out := make([]int64, n)
+	answered := make([]bool, n)
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("offset of group %s on %s/%d: %w", group, topic, po.Partition, po.Error)
+		}
+		if po.Partition < 0 || po.Partition >= n {
+			continue
+		}
+		out[po.Partition], answered[po.Partition] = po.CommittedOffset, true
+	}
+	for p, ok := range answered {
+		if !ok {
+			return nil, fmt.Errorf("offsets of group %s on %s: partition %d did not answer", group, topic, p)
+		}
+	}
+	return out, nil
+}
+
 // CaughtUp reports whether group has committed every partition of topics
-// to its end, with a description of where it stands.
-func CaughtUp(kc *kafkaio.Client, group string, topics []string) (bool, string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// to its end, with a description of where it stands. An error means the
+// broker could not say.
+func CaughtUp(ctx context.Context, kc *kafkaio.Client, group string, topics []string) (bool, string, error) {
 	all := true
 	var b strings.Builder
 	for _, topic := range topics {
-		n, err := kc.Partitions(ctx, topic)
-		if err != nil || n == 0 {
-			return false, fmt.Sprintf("%s: %d partitions, %v", topic, n, err)
-		}
-		_, next, err := kc.Offsets(ctx, topic, n)
+		committed, err := GroupOffsets(ctx, kc, group, topic)
 		if err != nil {
-			return false, err.Error()
+			return false, "", err
 		}
-		committed, err := kc.Admin.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: topic, GroupId: group})
+		_, next, err := kc.Offsets(ctx, topic, len(committed))
 		if err != nil {
-			return false, err.Error()
+			return false, "", err
 		}
-		for p := range n {
+		for p := range committed {
 			fmt.Fprintf(&b, "%s/%d %d/%d ", topic, p, committed[p], next[p])
 			if committed[p] < next[p] {
 				all = false
 			}
 		}
 	}
-	return all, b.String()
+	return all, b.String(), nil
 }
 
 // SameAlerts fails the test unless got holds exactly the alerts of want,
