@@ -20,8 +20,8 @@ import (
 type Rows struct {
 	Alerts         []schemas.Alert
 	CallerMinutes  []detectors.CallerMinute
-	CallerHours    []detectors.CallerHour
-	CallerDays     []detectors.CallerDay
+	CallerHours    []detectors.CallerPeriod
+	CallerDays     []detectors.CallerPeriod
 	NetworkMinutes []detectors.NetworkMinute
 	// CDRs are written only when Options.StoreCDRs is on.
 	CDRs []schemas.CDR

@@ -37,7 +37,7 @@ func (s *flakySink) Write(ctx context.Context, _ int32, r *stream.Rows) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range r.CallerDays {
-		k := d.Caller + d.Day.String()
+		k := d.Caller + d.Start.String()
 		if d.Version >= s.versions[k] {
 			s.versions[k], s.days[k] = d.Version, d.Calls
 		}

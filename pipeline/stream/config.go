@@ -19,8 +19,8 @@ import (
 type Rows struct {
 	Alerts         []schemas.Alert
 	CallerMinutes  []detectors.CallerMinute
-	CallerHours    []detectors.CallerHour
-	CallerDays     []detectors.CallerDay
+	CallerHours    []detectors.CallerPeriod
+	CallerDays     []detectors.CallerPeriod
 	NetworkMinutes []detectors.NetworkMinute
 	CDRs           []schemas.CDR
 }
