@@ -21,12 +21,15 @@ type CallerMinute struct {
 	DistinctCallees uint32
 }
 
-// CallerDay is one caller's traffic in one UTC day, for callers with at
-// least Config.CallerFloor calls that day. A row is emitted again whenever
-// the day's figures change; the one with the highest Version is current.
-type CallerDay struct {
-	Caller     string
-	Day        time.Time
+// CallerPeriod is one caller's traffic in one UTC hour (Output.CallerHours)
+// or one UTC day (Output.CallerDays), for callers with at least
+// Config.CallerFloor calls that day (for an hour: by the hour's end). A row
+// is emitted again whenever the period's figures change; the one with the
+// highest Version is current.
+type CallerPeriod struct {
+	Caller string
+	// Start is the start of the hour or day.
+	Start      time.Time
 	Calls      uint32
 	Answered   uint32
 	ShortCalls uint32
@@ -37,21 +40,6 @@ type CallerDay struct {
 	DistinctCallees uint32
 	// Version is the watermark minute at emission (Unix minutes).
 	Version uint64
-}
-
-// CallerHour is one caller's traffic in one UTC hour, for hours in which
-// the caller's day had reached the floor by the hour's end. Like
-// CallerDay, it is re-emitted with a rising Version as it changes.
-type CallerHour struct {
-	Caller          string
-	Hour            time.Time
-	Calls           uint32
-	Answered        uint32
-	ShortCalls      uint32
-	Rejected        uint32
-	TalkS           uint32
-	DistinctCallees uint32
-	Version         uint64
 }
 
 // NetworkMinute is the whole stream's traffic in one minute.
@@ -298,9 +286,7 @@ func (a *aggregator) advance(wm uint32, out *Output) {
 		a.days[key] = d
 	}
 	a.dirty = a.dirty[:0]
-	slices.SortFunc(out.CallerHours[startH:], func(x, y CallerHour) int {
-		return cmp.Or(x.Hour.Compare(y.Hour), strings.Compare(x.Caller, y.Caller))
-	})
+	slices.SortFunc(out.CallerHours[startH:], comparePeriods)
 	for k, d := range a.late {
 		if k.day*86400 > wm {
 			continue // that day is still open
@@ -310,19 +296,26 @@ func (a *aggregator) advance(wm uint32, out *Output) {
 		}
 		delete(a.late, k)
 	}
-	slices.SortFunc(out.CallerDays[start:], func(x, y CallerDay) int {
-		return cmp.Or(x.Day.Compare(y.Day), strings.Compare(x.Caller, y.Caller))
-	})
+	slices.SortFunc(out.CallerDays[start:], comparePeriods)
 }
 
-func (a *aggregator) dayRow(key uint64, d *dayCounter, version uint64) CallerDay {
-	return CallerDay{Caller: a.name(key), Day: tsTime((d.day - 1) * 86400), Calls: d.calls, Answered: d.answered,
-		ShortCalls: d.short, Rejected: d.rejected, TalkS: d.talk, DistinctCallees: min(d.distinct, d.calls), Version: version}
+func (a *aggregator) dayRow(key uint64, d *dayCounter, version uint64) CallerPeriod {
+	return a.periodRow(key, (d.day-1)*86400, &d.counter, version)
 }
 
-func (a *aggregator) hourRow(key uint64, hour uint32, c *counter, version uint64) CallerHour {
-	return CallerHour{Caller: a.name(key), Hour: tsTime((hour - 1) * 3600), Calls: c.calls, Answered: c.answered,
+func (a *aggregator) hourRow(key uint64, hour uint32, c *counter, version uint64) CallerPeriod {
+	return a.periodRow(key, (hour-1)*3600, c, version)
+}
+
+// periodRow is the row of a caller's period starting at ts.
+func (a *aggregator) periodRow(key uint64, ts uint32, c *counter, version uint64) CallerPeriod {
+	return CallerPeriod{Caller: a.name(key), Start: tsTime(ts), Calls: c.calls, Answered: c.answered,
 		ShortCalls: c.short, Rejected: c.rejected, TalkS: c.talk, DistinctCallees: min(c.distinct, c.calls), Version: version}
+}
+
+// comparePeriods orders period rows by start, then caller.
+func comparePeriods(x, y CallerPeriod) int {
+	return cmp.Or(x.Start.Compare(y.Start), strings.Compare(x.Caller, y.Caller))
 }
 
 // name returns the caller number of a caller key.

@@ -11,23 +11,12 @@ import (
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
-// latestDays keeps the highest version of each (caller, day) row, as the
-// ClickHouse table does.
-func latestDays(rows []detectors.CallerDay) map[string]detectors.CallerDay {
-	m := map[string]detectors.CallerDay{}
+// latest keeps the highest version of each (caller, period) row, as the
+// ClickHouse tables do; layout formats the period's start in the key.
+func latest(rows []detectors.CallerPeriod, layout string) map[string]detectors.CallerPeriod {
+	m := map[string]detectors.CallerPeriod{}
 	for _, r := range rows {
-		k := r.Caller + " " + r.Day.Format(time.DateOnly)
-		if old, ok := m[k]; !ok || r.Version >= old.Version {
-			m[k] = r
-		}
-	}
-	return m
-}
-
-func latestHours(rows []detectors.CallerHour) map[string]detectors.CallerHour {
-	m := map[string]detectors.CallerHour{}
-	for _, r := range rows {
-		k := r.Caller + " " + r.Hour.Format(time.RFC3339)
+		k := r.Caller + " " + r.Start.Format(layout)
 		if old, ok := m[k]; !ok || r.Version >= old.Version {
 			m[k] = r
 		}
@@ -66,7 +55,7 @@ func TestAggregatesAreExact(t *testing.T) {
 	}
 	e.Flush(&out)
 
-	days := latestDays(out.CallerDays)
+	days := latest(out.CallerDays, time.DateOnly)
 	if len(days) != 2 {
 		t.Fatalf("day rows %v, want the busy caller's two days", days)
 	}
@@ -79,7 +68,7 @@ func TestAggregatesAreExact(t *testing.T) {
 	if d1.TalkS != 25*40 || d1.ShortCalls != 50 || d1.DistinctCallees != 75 {
 		t.Fatalf("day row %+v", d1)
 	}
-	hours := latestHours(out.CallerHours)
+	hours := latest(out.CallerHours, time.RFC3339)
 	var hourCalls uint32
 	for _, h := range hours {
 		if h.Caller != "+15550100001" {

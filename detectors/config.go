@@ -46,7 +46,7 @@ type Config struct {
 	// last-seen times). Default 8192; must be a power of two.
 	SketchSlots int
 	// Aggregates turns on per-caller and network aggregates (Output's
-	// CallerMinutes, CallerDays, NetworkMinutes).
+	// CallerMinutes, CallerHours, CallerDays, NetworkMinutes).
 	Aggregates bool
 	// CallerFloor is the number of calls in a UTC day from which a caller
 	// gets aggregate rows. Default 20.

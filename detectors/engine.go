@@ -262,8 +262,8 @@ type Output struct {
 	// CallerMinutes, CallerHours, CallerDays and NetworkMinutes are
 	// aggregate rows (Config.Aggregates).
 	CallerMinutes  []CallerMinute
-	CallerHours    []CallerHour
-	CallerDays     []CallerDay
+	CallerHours    []CallerPeriod
+	CallerDays     []CallerPeriod
 	NetworkMinutes []NetworkMinute
 }
 

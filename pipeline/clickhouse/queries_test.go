@@ -45,19 +45,19 @@ func queryDataset() []*Rows {
 		alertAt("a8", "short_burst", warn, alrt, caller, "+18005550123", "2026-11-26 11:20:00", 10, schemas.Metrics{Calls: 30, ShortCalls: 25}),
 		alertAt("a9", "short_burst", crit, susp, caller, "+15550100001", "2026-11-10 11:00:00", 999, schemas.Metrics{Calls: 999}),
 	}
-	hour := func(caller, at string, calls, short uint32, version uint64) detectors.CallerHour {
-		return detectors.CallerHour{Caller: caller, Hour: ts(at), Calls: calls, ShortCalls: short, Answered: calls - short, Rejected: short / 2, DistinctCallees: calls, Version: version}
+	hour := func(caller, at string, calls, short uint32, version uint64) detectors.CallerPeriod {
+		return detectors.CallerPeriod{Caller: caller, Start: ts(at), Calls: calls, ShortCalls: short, Answered: calls - short, Rejected: short / 2, DistinctCallees: calls, Version: version}
 	}
 	minute := func(caller, at string, calls uint32) detectors.CallerMinute {
 		return detectors.CallerMinute{Caller: caller, Minute: ts(at), Calls: calls, ShortCalls: calls - 1, Answered: 1, Rejected: calls / 2, TalkS: 3, DistinctCallees: calls}
 	}
-	var days []detectors.CallerDay
+	var days []detectors.CallerPeriod
 	for i := range 8 {
-		days = append(days, detectors.CallerDay{Caller: fmt.Sprintf("+1555010000%d", i+1), Day: ts("2026-11-26 00:00:00"), Calls: 30, Version: 1})
+		days = append(days, detectors.CallerPeriod{Caller: fmt.Sprintf("+1555010000%d", i+1), Start: ts("2026-11-26 00:00:00"), Calls: 30, Version: 1})
 	}
 	days = append(days,
-		detectors.CallerDay{Caller: "+15550100001", Day: ts("2026-11-26 00:00:00"), Calls: 400, Version: 2},
-		detectors.CallerDay{Caller: "+15550100001", Day: ts("2026-11-25 00:00:00"), Calls: 40, Version: 1})
+		detectors.CallerPeriod{Caller: "+15550100001", Start: ts("2026-11-26 00:00:00"), Calls: 400, Version: 2},
+		detectors.CallerPeriod{Caller: "+15550100001", Start: ts("2026-11-25 00:00:00"), Calls: 40, Version: 1})
 	cdr := func(id, caller, callee, at string, disp schemas.Disposition, talk int32) schemas.CDR {
 		c := schemas.CDR{CallID: id, Caller: caller, Callee: callee, StartMS: ts(at).UnixMilli(), Disposition: disp, DurationS: talk}
 		if disp == schemas.Answered {
@@ -96,7 +96,7 @@ func queryDataset() []*Rows {
 	return []*Rows{
 		{
 			Alerts: alerts,
-			CallerHours: []detectors.CallerHour{
+			CallerHours: []detectors.CallerPeriod{
 				hour("+15550100001", "2026-11-26 10:00:00", 100, 90, 1),
 				hour("+15550100001", "2026-11-26 11:00:00", 200, 190, 2),
 				hour("+15550100003", "2026-11-26 09:00:00", 500, 480, 2),
@@ -118,7 +118,7 @@ func queryDataset() []*Rows {
 		{
 			Alerts:      alerts[:3],
 			CDRs:        cdrs[:4],
-			CallerHours: []detectors.CallerHour{hour("+15550100001", "2026-11-26 10:00:00", 150, 140, 3)},
+			CallerHours: []detectors.CallerPeriod{hour("+15550100001", "2026-11-26 10:00:00", 150, 140, 3)},
 		},
 	}
 }

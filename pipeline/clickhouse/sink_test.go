@@ -63,11 +63,11 @@ func sampleRows() *Rows {
 			{Caller: "+15550100001", Minute: ts("2026-11-26 11:29:00"), Calls: 60, Answered: 1, ShortCalls: 60, Rejected: 40, TalkS: 3, DistinctCallees: 59},
 			{Caller: "+15550100001", Minute: ts("2026-11-26 11:30:00"), Calls: 61, Answered: 1, ShortCalls: 59, Rejected: 40, TalkS: 6, DistinctCallees: 61},
 		},
-		CallerHours: []detectors.CallerHour{
-			{Caller: "+15550100001", Hour: ts("2026-11-26 11:00:00"), Calls: 121, Answered: 2, ShortCalls: 119, Rejected: 80, TalkS: 9, DistinctCallees: 118, Version: 29402370},
+		CallerHours: []detectors.CallerPeriod{
+			{Caller: "+15550100001", Start: ts("2026-11-26 11:00:00"), Calls: 121, Answered: 2, ShortCalls: 119, Rejected: 80, TalkS: 9, DistinctCallees: 118, Version: 29402370},
 		},
-		CallerDays: []detectors.CallerDay{
-			{Caller: "+15550100001", Day: ts("2026-11-26 00:00:00"), Calls: 121, Answered: 2, ShortCalls: 119, Rejected: 80, TalkS: 9, DistinctCallees: 118, Version: 29402370},
+		CallerDays: []detectors.CallerPeriod{
+			{Caller: "+15550100001", Start: ts("2026-11-26 00:00:00"), Calls: 121, Answered: 2, ShortCalls: 119, Rejected: 80, TalkS: 9, DistinctCallees: 118, Version: 29402370},
 		},
 		NetworkMinutes: []detectors.NetworkMinute{
 			{Minute: ts("2026-11-26 11:29:00"), Calls: 5000, Answered: 3500, ShortCalls: 1200, Rejected: 300, TalkS: 250000},
@@ -167,19 +167,19 @@ func TestSinkDuplicates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	day := func(calls uint32, version uint64) detectors.CallerDay {
-		return detectors.CallerDay{Caller: "+15550100009", Day: ts("2026-11-26 00:00:00"), Calls: calls, ShortCalls: calls, Version: version}
+	day := func(calls uint32, version uint64) detectors.CallerPeriod {
+		return detectors.CallerPeriod{Caller: "+15550100009", Start: ts("2026-11-26 00:00:00"), Calls: calls, ShortCalls: calls, Version: version}
 	}
-	hour := func(calls uint32, version uint64) detectors.CallerHour {
-		return detectors.CallerHour{Caller: "+15550100009", Hour: ts("2026-11-26 10:00:00"), Calls: calls, Version: version}
+	hour := func(calls uint32, version uint64) detectors.CallerPeriod {
+		return detectors.CallerPeriod{Caller: "+15550100009", Start: ts("2026-11-26 10:00:00"), Calls: calls, Version: version}
 	}
 	// Higher version first, then a lower one (a late replay), then the
 	// highest, in separate inserts.
 	for _, r := range []*Rows{
-		{CallerDays: []detectors.CallerDay{day(50, 200)}, CallerHours: []detectors.CallerHour{hour(30, 200)}},
-		{CallerDays: []detectors.CallerDay{day(20, 100)}, CallerHours: []detectors.CallerHour{hour(10, 100)}},
-		{CallerDays: []detectors.CallerDay{day(70, 300)}, CallerHours: []detectors.CallerHour{hour(35, 300)}},
-		{CallerDays: []detectors.CallerDay{day(60, 250)}},
+		{CallerDays: []detectors.CallerPeriod{day(50, 200)}, CallerHours: []detectors.CallerPeriod{hour(30, 200)}},
+		{CallerDays: []detectors.CallerPeriod{day(20, 100)}, CallerHours: []detectors.CallerPeriod{hour(10, 100)}},
+		{CallerDays: []detectors.CallerPeriod{day(70, 300)}, CallerHours: []detectors.CallerPeriod{hour(35, 300)}},
+		{CallerDays: []detectors.CallerPeriod{day(60, 250)}},
 	} {
 		if err := s.Write(ctx, 1, r); err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"time"
 
+	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
@@ -50,13 +51,13 @@ var tables = [...]table{
 		name:    TableCallerHourly,
 		columns: "caller, hour, calls, answered, short_calls, rejected, talk_s, distinct_callees, version",
 		count:   func(r *request) int { return len(r.rows.CallerHours) },
-		build:   buildCallerHours,
+		build:   buildCallerPeriods(func(r *Rows) []detectors.CallerPeriod { return r.CallerHours }),
 	},
 	{
 		name:    TableCallerDaily,
 		columns: "caller, day, calls, answered, short_calls, rejected, talk_s, distinct_callees, version",
 		count:   func(r *request) int { return len(r.rows.CallerDays) },
-		build:   buildCallerDays,
+		build:   buildCallerPeriods(func(r *Rows) []detectors.CallerPeriod { return r.CallerDays }),
 	},
 	{
 		name:    TableNetworkMinute,
@@ -147,44 +148,30 @@ func buildCallerMinutes(_ *Sink, reqs []*request, n int) []any {
 	return []any{callers, minutes, calls, answered, short, rejected, talk, distinct}
 }
 
-func buildCallerHours(_ *Sink, reqs []*request, n int) []any {
-	callers, hours, versions := mk[string](n), mk[time.Time](n), mk[uint64](n)
-	calls, answered, short, rejected, talk, distinct := mk[uint32](n), mk[uint32](n), mk[uint32](n), mk[uint32](n), mk[uint32](n), mk[uint32](n)
-	for _, r := range reqs {
-		for i := range r.rows.CallerHours {
-			h := &r.rows.CallerHours[i]
-			callers = append(callers, h.Caller)
-			hours = append(hours, h.Hour)
-			calls = append(calls, h.Calls)
-			answered = append(answered, h.Answered)
-			short = append(short, h.ShortCalls)
-			rejected = append(rejected, h.Rejected)
-			talk = append(talk, h.TalkS)
-			distinct = append(distinct, h.DistinctCallees)
-			versions = append(versions, h.Version)
+// buildCallerPeriods returns the builder of a caller_hourly or
+// caller_daily insert from the rows that pick selects; both tables have
+// the same columns, the period's start second.
+func buildCallerPeriods(pick func(r *Rows) []detectors.CallerPeriod) func(*Sink, []*request, int) []any {
+	return func(_ *Sink, reqs []*request, n int) []any {
+		callers, starts, versions := mk[string](n), mk[time.Time](n), mk[uint64](n)
+		calls, answered, short, rejected, talk, distinct := mk[uint32](n), mk[uint32](n), mk[uint32](n), mk[uint32](n), mk[uint32](n), mk[uint32](n)
+		for _, r := range reqs {
+			rows := pick(&r.rows)
+			for i := range rows {
+				p := &rows[i]
+				callers = append(callers, p.Caller)
+				starts = append(starts, p.Start)
+				calls = append(calls, p.Calls)
+				answered = append(answered, p.Answered)
+				short = append(short, p.ShortCalls)
+				rejected = append(rejected, p.Rejected)
+				talk = append(talk, p.TalkS)
+				distinct = append(distinct, p.DistinctCallees)
+				versions = append(versions, p.Version)
+			}
 		}
+		return []any{callers, starts, calls, answered, short, rejected, talk, distinct, versions}
 	}
-	return []any{callers, hours, calls, answered, short, rejected, talk, distinct, versions}
-}
-
-func buildCallerDays(_ *Sink, reqs []*request, n int) []any {
-	callers, days, versions := mk[string](n), mk[time.Time](n), mk[uint64](n)
-	calls, answered, short, rejected, talk, distinct := mk[uint32](n), mk[uint32](n), mk[uint32](n), mk[uint32](n), mk[uint32](n), mk[uint32](n)
-	for _, r := range reqs {
-		for i := range r.rows.CallerDays {
-			d := &r.rows.CallerDays[i]
-			callers = append(callers, d.Caller)
-			days = append(days, d.Day)
-			calls = append(calls, d.Calls)
-			answered = append(answered, d.Answered)
-			short = append(short, d.ShortCalls)
-			rejected = append(rejected, d.Rejected)
-			talk = append(talk, d.TalkS)
-			distinct = append(distinct, d.DistinctCallees)
-			versions = append(versions, d.Version)
-		}
-	}
-	return []any{callers, days, calls, answered, short, rejected, talk, distinct, versions}
 }
 
 func buildNetworkMinutes(_ *Sink, reqs []*request, n int) []any {

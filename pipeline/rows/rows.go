@@ -33,8 +33,8 @@ import (
 type Batch struct {
 	Alerts         []schemas.Alert
 	CallerMinutes  []detectors.CallerMinute
-	CallerHours    []detectors.CallerHour
-	CallerDays     []detectors.CallerDay
+	CallerHours    []detectors.CallerPeriod
+	CallerDays     []detectors.CallerPeriod
 	NetworkMinutes []detectors.NetworkMinute
 	// CDRs are the raw records, written only when the store keeps them.
 	CDRs []schemas.CDR
@@ -80,22 +80,8 @@ func AppendEncoded(dst []byte, partition int32, b *Batch) []byte {
 		dst = binary.AppendVarint(dst, r.Minute.Unix())
 		dst = appendUints(dst, r.Calls, r.Answered, r.ShortCalls, r.Rejected, r.TalkS, r.DistinctCallees)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(b.CallerHours)))
-	for i := range b.CallerHours {
-		r := &b.CallerHours[i]
-		dst = appendString(dst, r.Caller)
-		dst = binary.AppendVarint(dst, r.Hour.Unix())
-		dst = appendUints(dst, r.Calls, r.Answered, r.ShortCalls, r.Rejected, r.TalkS, r.DistinctCallees)
-		dst = binary.AppendUvarint(dst, r.Version)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(b.CallerDays)))
-	for i := range b.CallerDays {
-		r := &b.CallerDays[i]
-		dst = appendString(dst, r.Caller)
-		dst = binary.AppendVarint(dst, r.Day.Unix())
-		dst = appendUints(dst, r.Calls, r.Answered, r.ShortCalls, r.Rejected, r.TalkS, r.DistinctCallees)
-		dst = binary.AppendUvarint(dst, r.Version)
-	}
+	dst = appendPeriods(dst, b.CallerHours)
+	dst = appendPeriods(dst, b.CallerDays)
 	dst = binary.AppendUvarint(dst, uint64(len(b.NetworkMinutes)))
 	for i := range b.NetworkMinutes {
 		r := &b.NetworkMinutes[i]
@@ -103,6 +89,18 @@ func AppendEncoded(dst []byte, partition int32, b *Batch) []byte {
 		for _, v := range [...]uint64{r.Calls, r.Answered, r.ShortCalls, r.Rejected, r.TalkS} {
 			dst = binary.AppendUvarint(dst, v)
 		}
+	}
+	return dst
+}
+
+func appendPeriods(dst []byte, ps []detectors.CallerPeriod) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ps)))
+	for i := range ps {
+		r := &ps[i]
+		dst = appendString(dst, r.Caller)
+		dst = binary.AppendVarint(dst, r.Start.Unix())
+		dst = appendUints(dst, r.Calls, r.Answered, r.ShortCalls, r.Rejected, r.TalkS, r.DistinctCallees)
+		dst = binary.AppendUvarint(dst, r.Version)
 	}
 	return dst
 }
@@ -138,26 +136,8 @@ func Decode(data []byte, b *Batch) (partition int32, err error) {
 		}
 		b.CallerMinutes = append(b.CallerMinutes, r)
 	}
-	n = d.count()
-	for range n {
-		r := detectors.CallerHour{Caller: d.str(), Hour: d.time()}
-		d.uint32s(&r.Calls, &r.Answered, &r.ShortCalls, &r.Rejected, &r.TalkS, &r.DistinctCallees)
-		r.Version = d.uint(1<<64 - 1)
-		if d.err != nil {
-			break
-		}
-		b.CallerHours = append(b.CallerHours, r)
-	}
-	n = d.count()
-	for range n {
-		r := detectors.CallerDay{Caller: d.str(), Day: d.time()}
-		d.uint32s(&r.Calls, &r.Answered, &r.ShortCalls, &r.Rejected, &r.TalkS, &r.DistinctCallees)
-		r.Version = d.uint(1<<64 - 1)
-		if d.err != nil {
-			break
-		}
-		b.CallerDays = append(b.CallerDays, r)
-	}
+	b.CallerHours = d.periods(b.CallerHours)
+	b.CallerDays = d.periods(b.CallerDays)
 	n = d.count()
 	for range n {
 		r := detectors.NetworkMinute{Minute: d.time()}
@@ -173,6 +153,21 @@ func Decode(data []byte, b *Batch) (partition int32, err error) {
 		d.fail("%d bytes after the last section", len(d.rest))
 	}
 	return int32(p), d.err
+}
+
+// periods appends a section of caller hours or days.
+func (d *decoder) periods(dst []detectors.CallerPeriod) []detectors.CallerPeriod {
+	n := d.count()
+	for range n {
+		r := detectors.CallerPeriod{Caller: d.str(), Start: d.time()}
+		d.uint32s(&r.Calls, &r.Answered, &r.ShortCalls, &r.Rejected, &r.TalkS, &r.DistinctCallees)
+		r.Version = d.uint(1<<64 - 1)
+		if d.err != nil {
+			break
+		}
+		dst = append(dst, r)
+	}
+	return dst
 }
 
 // decoder reads fields until the first error, then returns zero values.

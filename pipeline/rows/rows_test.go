@@ -16,9 +16,9 @@ func sample() *Batch {
 			{Caller: "+15550100001", Minute: m, Calls: 12, Answered: 2, ShortCalls: 9, Rejected: 7, TalkS: 31, DistinctCallees: 12},
 			{Caller: "opaque-7f3a", Minute: m.Add(time.Minute), Calls: 1},
 		},
-		CallerHours: []detectors.CallerHour{{Caller: "+15550100001", Hour: m.Truncate(time.Hour), Calls: 250,
+		CallerHours: []detectors.CallerPeriod{{Caller: "+15550100001", Start: m.Truncate(time.Hour), Calls: 250,
 			Answered: 40, ShortCalls: 200, Rejected: 180, TalkS: 4000, DistinctCallees: 249, Version: 29614567}},
-		CallerDays: []detectors.CallerDay{{Caller: "+15550100001", Day: m.Truncate(24 * time.Hour), Calls: 2000,
+		CallerDays: []detectors.CallerPeriod{{Caller: "+15550100001", Start: m.Truncate(24 * time.Hour), Calls: 2000,
 			Answered: 300, ShortCalls: 1500, Rejected: 1400, TalkS: 1<<32 - 1, DistinctCallees: 1900, Version: 29614567}},
 		NetworkMinutes: []detectors.NetworkMinute{{Minute: m, Calls: 1 << 40, Answered: 5, ShortCalls: 6, Rejected: 7, TalkS: 8}},
 	}

@@ -1,5 +1,5 @@
--- Per-caller and network aggregates (detectors.CallerMinute, CallerHour,
--- CallerDay, NetworkMinute). Rows are re-emitted identically on replays,
+-- Per-caller and network aggregates (detectors.CallerMinute, CallerPeriod
+-- for hours and days, NetworkMinute). Rows are re-emitted identically on replays,
 -- so every table replaces rows with the same key. caller_hourly and
 -- caller_daily rows are re-emitted with a rising version as a period's
 -- figures change: the highest version is current (read with FINAL).
