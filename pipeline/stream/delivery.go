@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -175,6 +176,9 @@ func (w *worker) writeMessages(ctx context.Context, b *batch) error {
 		if ctx.Err() != nil {
 			return backoff.Permanent(ctx.Err())
 		}
+		if err := w.confirmMembership(); err != nil {
+			return err
+		}
 		start := w.j.cfg.Now()
 		err := w.j.producer.WriteMessages(ctx, b.msgs...)
 		var we kafka.WriteErrors
@@ -206,6 +210,39 @@ func (w *worker) retry(ctx context.Context, output string, op func() error) erro
 	return err
 }
 
+// Membership lease. The coordinator cannot hand this member's partitions
+// to another before the member has missed its heartbeats for a session
+// timeout, or, in a rebalance, before the rebalance timeout; an offset
+// commit it accepts proves the member is in the current generation and
+// resets the session's expiry. So for half the shorter of the two after
+// an accepted commit, writes are safe. Past that — a member that was
+// paused (a stalled VM, a long GC, SIGSTOP) or could not commit — the
+// worker first commits its committed offset again, and writes only if the
+// coordinator accepts it: a member that lost its partitions while it was
+// away writes nothing, even before kafka-go has noticed that its
+// generation ended.
+
+// leaseLength is how long an accepted commit lets the worker write.
+func (w *worker) leaseLength() time.Duration {
+	return min(w.j.cfg.SessionTimeout, w.j.cfg.RebalanceTimeout) / 2
+}
+
+// confirmMembership returns nil if the lease holds or the coordinator
+// accepts a commit of the committed offset now.
+func (w *worker) confirmMembership() error {
+	now := w.j.cfg.Now()
+	if now.Before(w.lease) {
+		return nil
+	}
+	off := w.st.committed
+	if err := w.com.CommitOffsets(map[string]map[int]int64{w.st.topic: {w.st.partition: off}}); err != nil {
+		w.m.fenced.Inc()
+		return fmt.Errorf("membership not confirmed (the coordinator refused a commit of %d): %w", off, err)
+	}
+	w.lease = now.Add(w.leaseLength())
+	return nil
+}
+
 // commit commits the durable offset through this generation (a stale
 // generation's commit is refused by the coordinator).
 func (w *worker) commit(final bool) {
@@ -213,6 +250,7 @@ func (w *worker) commit(final bool) {
 	if off < 0 || off <= w.st.committed {
 		return
 	}
+	sent := w.j.cfg.Now()
 	err := w.com.CommitOffsets(map[string]map[int]int64{w.st.topic: {w.st.partition: off}})
 	if err != nil {
 		lvl := zap.WarnLevel
@@ -222,6 +260,7 @@ func (w *worker) commit(final bool) {
 		w.log.Log(lvl, "cannot commit offset", zap.Int64("offset", off), zap.Error(err))
 		return
 	}
+	w.lease = sent.Add(w.leaseLength())
 	now := w.j.cfg.Now()
 	w.st.committed = off
 	w.lastCommit = now

@@ -21,6 +21,7 @@ type Metrics struct {
 	WriteLatency  *prometheus.HistogramVec // output: kafka, rows
 	WriteRetries  *prometheus.CounterVec   // output
 	Rebuilds      *prometheus.CounterVec   // topic
+	Fenced        *prometheus.CounterVec   // topic, partition
 }
 
 // NewMetrics registers the job's metrics with reg.
@@ -49,18 +50,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Failed output writes that were retried, by output."}, []string{"output"}),
 		Rebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_rebuilds_total",
 			Help: "Partitions whose windows were rebuilt after a rebalance or restart."}, []string{"topic"}),
+		Fenced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_fenced_writes_total",
+			Help: "Writes held back because the coordinator did not confirm this member's generation."}, []string{"topic", "partition"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Records, m.Alerts, m.Lag, m.Committed, m.Held, m.Watermark, m.CommitLatency,
-			m.WriteLatency, m.WriteRetries, m.Rebuilds)
+			m.WriteLatency, m.WriteRetries, m.Rebuilds, m.Fenced)
 	}
 	return m
 }
 
 // partitionMetrics are one partition's series, resolved once.
 type partitionMetrics struct {
-	processed, deadLetter, rebuild, duplicate prometheus.Counter
-	lag, committed, held, watermark           prometheus.Gauge
+	processed, deadLetter, rebuild, duplicate, fenced prometheus.Counter
+	lag, committed, held, watermark                   prometheus.Gauge
 }
 
 func (m *Metrics) partition(topic string, p int) *partitionMetrics {
@@ -73,6 +76,7 @@ func (m *Metrics) partition(topic string, p int) *partitionMetrics {
 		deadLetter: m.Records.WithLabelValues(topic, ps, "dead_letter"),
 		rebuild:    m.Records.WithLabelValues(topic, ps, "rebuild"),
 		duplicate:  m.Records.WithLabelValues(topic, ps, "duplicate"),
+		fenced:     m.Fenced.WithLabelValues(topic, ps),
 		lag:        m.Lag.WithLabelValues(topic, ps),
 		committed:  m.Committed.WithLabelValues(topic, ps),
 		held:       m.Held.WithLabelValues(topic, ps),

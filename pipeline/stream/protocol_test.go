@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap/zaptest"
 
@@ -227,7 +228,8 @@ func testJob(t *testing.T, b *fakeBroker, p Producer) *job {
 	}
 	cfg := Config{Kafka: &kafkaio.Client{}, Topic: "cdrs", Group: "g", AlertsTopic: "alerts", Rules: set,
 		CreateTopics: true, Rows: true, CommitInterval: 10 * time.Millisecond, FlushInterval: 5 * time.Millisecond,
-		MaxBatch: 200, MaxInFlight: 2, IdleRelease: -1, ShutdownTimeout: 2 * time.Second, Log: zaptest.NewLogger(t)}
+		MaxBatch: 200, MaxInFlight: 2, IdleRelease: -1, ShutdownTimeout: 2 * time.Second, Log: zaptest.NewLogger(t),
+		Metrics: NewMetrics(nil)}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -574,4 +576,44 @@ func FuzzUnpack(f *testing.F) {
 			}
 		})
 	})
+}
+
+// A member that was away longer than its lease (paused, or cut off from
+// the coordinator) writes nothing until the coordinator accepts a commit
+// from its generation again.
+func TestPausedMemberWritesOnlyOnceConfirmed(t *testing.T) {
+	b := newFakeBroker()
+	records(b, 3000)
+	p := &fakeProducer{b: b}
+	j := testJob(t, b, p)
+	var skew atomic.Int64
+	j.cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	j.cfg.SessionTimeout, j.cfg.RebalanceTimeout = 10*time.Second, 30*time.Second
+	com := &fakeCommitter{}
+	_, end := runWorker(t, j, com, -1)
+	waitFor(t, "writes", func() bool { return p.calls.Load() >= 2 })
+	// The member "wakes up" after a pause longer than its lease, and the
+	// coordinator no longer knows it.
+	com.refuse.Store(true)
+	skew.Store(int64(time.Minute))
+	calls := p.calls.Load()
+	more := newFakeBroker()
+	records(more, 200)
+	b.append("cdrs", 0, more.parts[topicPartition{"cdrs", 0}]...) // more records to write
+	waitFor(t, "a refused confirmation", func() bool {
+		return testutilFenced(j) > 0
+	})
+	if p.calls.Load() > calls+1 { // at most the write that was in flight
+		t.Fatalf("%d writes after the lease ran out and the coordinator refused the member", p.calls.Load()-calls)
+	}
+	// Confirmed again: writes resume.
+	com.refuse.Store(false)
+	waitFor(t, "writes after confirmation", func() bool { return p.calls.Load() > calls+1 })
+	end()
+}
+
+func testutilFenced(j *job) float64 {
+	var m dto.Metric
+	_ = j.cfg.Metrics.Fenced.WithLabelValues("cdrs", "0").Write(&m)
+	return m.GetCounter().GetValue()
 }

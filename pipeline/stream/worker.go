@@ -69,6 +69,9 @@ type worker struct {
 	// final commit, after it ends).
 	lastCommit  time.Time
 	pendingAcks []time.Time // close times of durable, not yet committed batches
+	// lease is when writes must first confirm this member's membership
+	// (see confirmMembership); the write loop's.
+	lease time.Time
 }
 
 func newWorker(j *job, st *partitionState, com committer, start int64) *worker {
@@ -88,6 +91,7 @@ func newWorker(j *job, st *partitionState, com committer, start int64) *worker {
 	}
 	w.cur = w.track.open()
 	w.closedCommit, w.durable = -1, -1
+	w.lease = w.now.Add(w.leaseLength()) // the generation was just joined
 	return w
 }
 
