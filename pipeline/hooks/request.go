@@ -68,13 +68,6 @@ const disabledKeyPrefix = "endpoint-disabled/"
 // DisabledKey is the retry-topic key of endpoint's disabled marker.
 func DisabledKey(endpoint string) string { return disabledKeyPrefix + endpoint }
 
-// disabledMarker is the value of a disabled marker.
-type disabledMarker struct {
-	Endpoint   string    `json:"endpoint"`
-	DisabledAt time.Time `json:"disabled_at"`
-	Reason     string    `json:"reason"`
-}
-
 // outcome is what one attempt's result means for the request.
 type outcome uint8
 
