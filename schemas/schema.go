@@ -13,3 +13,9 @@ var CDRSchemaJSON []byte
 //
 //go:embed alert.schema.json
 var AlertSchemaJSON []byte
+
+// HookSchemaJSON is the JSON Schema (draft 2020-12) of HookBody, the body
+// of the suspension webhooks.
+//
+//go:embed hook.schema.json
+var HookSchemaJSON []byte

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cdrguard/cdrguard/detectors"
+	"github.com/cdrguard/cdrguard/pipeline/hooks"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 )
 
@@ -25,6 +26,9 @@ type runConfig struct {
 	Metrics         metricsConfig    `yaml:"metrics"`
 	Log             logConfig        `yaml:"log"`
 	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
+	// Hooks configures the suspension webhooks (cdrguard hooks); nil
+	// without a hooks section.
+	Hooks *hooks.Config `yaml:"hooks"`
 }
 
 type kafkaConfig struct {

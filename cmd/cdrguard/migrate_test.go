@@ -33,7 +33,7 @@ func TestMigrateRealServerTwice(t *testing.T) {
 	dropDB(t, addr, db)
 	for range 2 {
 		code, out, stderr := cli(t, "migrate", "--clickhouse", "clickhouse://"+addr+"/"+db)
-		if code != 0 || !strings.Contains(out, "migrations applied: [1 2 3 4]") {
+		if code != 0 || !strings.Contains(out, "migrations applied: [1 2 3 4 5]") {
 			t.Fatalf("exit %d, out %q, stderr %q", code, out, stderr)
 		}
 	}

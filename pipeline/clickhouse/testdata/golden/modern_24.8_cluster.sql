@@ -148,3 +148,27 @@ CREATE TABLE IF NOT EXISTS fraud.allowlist ON CLUSTER carrier
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/cdrguard/{database}/allowlist', '{replica}', loaded_at)
 ORDER BY (kind, entry);
 
+-- migration 5: 005_hook_deliveries
+CREATE TABLE IF NOT EXISTS fraud.hook_deliveries ON CLUSTER carrier
+(
+    time          DateTime('UTC') CODEC(Delta, ZSTD(1)),
+    request_id    String,
+    alert_id      String,
+    endpoint      LowCardinality(String),
+    action        LowCardinality(String),
+    subject_kind  LowCardinality(String),
+    subject       String,
+    rule          LowCardinality(String),
+    attempt       UInt16,
+    status_code   UInt16,
+    latency_ms    Float64,
+    error         String CODEC(ZSTD(3)),
+    outcome       LowCardinality(String),
+    mode          LowCardinality(String),
+    next_attempt  DateTime('UTC'),
+    body          String CODEC(ZSTD(3))
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/hook_deliveries', '{replica}')
+PARTITION BY toYYYYMM(time)
+ORDER BY (endpoint, time, request_id);
+

@@ -147,3 +147,27 @@ CREATE TABLE IF NOT EXISTS cdrguard.allowlist
 ENGINE = ReplacingMergeTree(loaded_at)
 ORDER BY (kind, entry);
 
+-- migration 5: 005_hook_deliveries
+CREATE TABLE IF NOT EXISTS cdrguard.hook_deliveries
+(
+    time          DateTime('UTC') CODEC(Delta, ZSTD(1)),
+    request_id    String,
+    alert_id      String,
+    endpoint      LowCardinality(String),
+    action        LowCardinality(String),
+    subject_kind  LowCardinality(String),
+    subject       String,
+    rule          LowCardinality(String),
+    attempt       UInt16,
+    status_code   UInt16,
+    latency_ms    Float64,
+    error         String CODEC(ZSTD(3)),
+    outcome       LowCardinality(String),
+    mode          LowCardinality(String),
+    next_attempt  DateTime('UTC'),
+    body          String CODEC(ZSTD(3))
+)
+ENGINE = MergeTree()
+PARTITION BY toYYYYMM(time)
+ORDER BY (endpoint, time, request_id);
+

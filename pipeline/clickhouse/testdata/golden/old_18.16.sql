@@ -147,3 +147,27 @@ CREATE TABLE IF NOT EXISTS cdrguard.allowlist
 ENGINE = ReplacingMergeTree(loaded_at)
 ORDER BY (kind, entry);
 
+-- migration 5: 005_hook_deliveries
+CREATE TABLE IF NOT EXISTS cdrguard.hook_deliveries
+(
+    time          DateTime('UTC'),
+    request_id    String,
+    alert_id      String,
+    endpoint      String,
+    action        String,
+    subject_kind  String,
+    subject       String,
+    rule          String,
+    attempt       UInt16,
+    status_code   UInt16,
+    latency_ms    Float64,
+    error         String,
+    outcome       String,
+    mode          String,
+    next_attempt  DateTime('UTC'),
+    body          String
+)
+ENGINE = MergeTree()
+PARTITION BY toYYYYMM(time)
+ORDER BY (endpoint, time, request_id);
+

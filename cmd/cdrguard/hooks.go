@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
+	"github.com/cdrguard/cdrguard/pipeline/hooks"
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+	"github.com/cdrguard/cdrguard/pipeline/rules"
+)
+
+// hooksEnv is what every hooks subcommand needs: the configuration, a
+// Kafka client and the hooks' log.
+type hooksEnv struct {
+	cfg   runConfig
+	hcfg  hooks.Config // with defaults
+	kc    *kafkaio.Client
+	log   *hooks.KafkaLog
+	close func()
+}
+
+func openHooksEnv(ctx context.Context, cfg runConfig) (*hooksEnv, error) {
+	if cfg.Hooks == nil {
+		return nil, errors.New("the config has no hooks section")
+	}
+	hcfg, _, err := cfg.Hooks.Resolve(cfg.Kafka.AlertsTopic)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := kafkaio.NewClient(cfg.Kafka.Conn)
+	if err != nil {
+		return nil, err
+	}
+	l := hooks.NewKafkaLog(kc)
+	if cfg.Kafka.CreateTopics {
+		if err := l.EnsureTopics(ctx, hcfg, cfg.Kafka.ReplicationFactor); err != nil {
+			_ = l.Close()
+			kc.Close()
+			return nil, err
+		}
+	}
+	return &hooksEnv{cfg: cfg, hcfg: hcfg, kc: kc, log: l, close: func() { _ = l.Close(); kc.Close() }}, nil
+}
+
+func runHooks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	synopsis := map[string]string{
+		"":          "hooks [--config FILE] [flags]",
+		"parked":    "hooks parked [--config FILE]",
+		"held":      "hooks held [--config FILE]",
+		"redeliver": "hooks redeliver [--config FILE] ID...|all",
+		"approve":   "hooks approve [--config FILE] ID...|all",
+		"reject":    "hooks reject [--config FILE] --by NAME ID...|all",
+		"enable":    "hooks enable [--config FILE] ENDPOINT",
+	}[sub]
+	if synopsis == "" {
+		return fmt.Errorf("%w: unknown hooks subcommand %q (parked, redeliver, held, approve, reject, enable)", errUsage, sub)
+	}
+	fs := newFlagSet("hooks", synopsis, stderr)
+	configPath := fs.String("config", os.Getenv("CDRGUARD_CONFIG"), "config file (YAML) [$CDRGUARD_CONFIG]")
+	by := fs.String("by", os.Getenv("USER"), "who rejects (reject)")
+	var o overrides
+	o.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadRunConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	o.apply(&cfg)
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	if cfg.Hooks == nil {
+		return fmt.Errorf("%w: the config has no hooks section", errUsage)
+	}
+	if sub == "" {
+		log, err := newLogger(cfg.Log, stderr)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = log.Sync() }()
+		return serveHooks(ctx, cfg, log)
+	}
+	env, err := openHooksEnv(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	ids := fs.Args()
+	now := time.Now()
+	switch sub {
+	case "parked", "held":
+		topic := env.hcfg.ParkedTopic
+		if sub == "held" {
+			topic = env.hcfg.HeldTopic
+		}
+		reqs, err := hooks.Snapshot(ctx, env.log, topic)
+		if err != nil {
+			return err
+		}
+		return printRequests(stdout, reqs, sub == "held")
+	case "enable":
+		if len(ids) != 1 {
+			return fmt.Errorf("%w: name one endpoint", errUsage)
+		}
+		return hooks.Enable(ctx, env.log, env.hcfg.RetryTopic, ids[0])
+	}
+	if len(ids) == 0 {
+		return fmt.Errorf("%w: name the webhook-ids, or all", errUsage)
+	}
+	var reqs []hooks.Request
+	switch sub {
+	case "redeliver":
+		reqs, err = hooks.Requeue(ctx, env.log, env.hcfg.ParkedTopic, env.hcfg.RetryTopic, ids, false, now)
+	case "approve":
+		reqs, err = hooks.Requeue(ctx, env.log, env.hcfg.HeldTopic, env.hcfg.RetryTopic, ids, true, now)
+	case "reject":
+		if strings.TrimSpace(*by) == "" {
+			return fmt.Errorf("%w: --by NAME is needed", errUsage)
+		}
+		var rec hooks.Recorder
+		var closeRec func()
+		if cfg.ClickHouse.DSN != "" {
+			rec, closeRec, err = openDeliveryRecorder(ctx, cfg, zap.NewNop())
+			if err != nil {
+				return err
+			}
+			defer closeRec()
+		}
+		reqs, err = hooks.Reject(ctx, env.log, env.hcfg.HeldTopic, ids, rec, *by, now)
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		fmt.Fprintf(stdout, "%s %s %s %s\n", sub, r.ID, r.Endpoint, r.Subject)
+	}
+	return nil
+}
+
+func printRequests(w io.Writer, reqs []hooks.Request, held bool) error {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "WEBHOOK-ID\tENDPOINT\tACTION\tSUBJECT\tRULE\tALERT\tSINCE\tATTEMPTS\tWHY")
+	for _, r := range reqs {
+		why := r.LastError
+		if held {
+			why = r.HeldReason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Endpoint, r.Action, r.Subject, r.Rule, r.AlertID,
+			r.CreatedAt.UTC().Format(time.RFC3339), r.Attempts, why)
+	}
+	return tw.Flush()
+}
+
+// openDeliveryRecorder connects to ClickHouse (migrating when
+// clickhouse.migrate is on) and returns the hook_deliveries recorder;
+// close flushes it.
+func openDeliveryRecorder(ctx context.Context, cfg runConfig, log *zap.Logger) (hooks.Recorder, func(), error) {
+	opts, err := chOptions(cfg.ClickHouse)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := clickhouse.Open(ctx, opts, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.ClickHouse.Migrate {
+		if err := client.Migrate(ctx); err != nil {
+			_ = client.Close()
+			return nil, nil, err
+		}
+	}
+	rec := hooks.NewBatchRecorder(func(ctx context.Context, ds []hooks.Delivery) error {
+		rows := make([]clickhouse.HookDelivery, len(ds))
+		for i, d := range ds {
+			rows[i] = clickhouse.HookDelivery{Time: d.Time, RequestID: d.RequestID, AlertID: d.AlertID, Endpoint: d.Endpoint,
+				Action: d.Action, SubjectKind: d.SubjectKind, Subject: d.Subject, Rule: d.Rule, Attempt: uint16(min(d.Attempt, 65535)),
+				StatusCode: uint16(d.StatusCode), LatencyMS: float64(d.Latency.Microseconds()) / 1000, Error: d.Error,
+				Outcome: d.Outcome, Mode: d.Mode, NextAttempt: d.NextAt, Body: string(d.Body)}
+		}
+		return client.InsertHookDeliveries(ctx, rows)
+	}, 100_000, log)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { rec.Run(rctx); close(done) }()
+	return rec, func() { cancel(); <-done; _ = client.Close() }, nil
+}
+
+// serveHooks runs the dispatcher in the group <group>-hooks.
+func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
+	set, err := rules.Load(cfg.Detect.Rules)
+	if err != nil {
+		return err
+	}
+	env, err := openHooksEnv(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	var rec hooks.Recorder
+	if cfg.ClickHouse.DSN != "" {
+		r, closeRec, err := openDeliveryRecorder(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer closeRec()
+		rec = r
+	} else {
+		log.Warn("no clickhouse.dsn: hook_deliveries are not recorded")
+	}
+	d, err := hooks.New(hooks.Options{Config: *cfg.Hooks, AlertsTopic: cfg.Kafka.AlertsTopic, Log: env.log, Recorder: rec,
+		Allowlist: set.Allowlist, Logger: log})
+	if err != nil {
+		return err
+	}
+	group := cfg.Kafka.Group + "-hooks"
+	src, err := hooks.NewAlertSource(env.kc, cfg.Kafka.AlertsTopic, group)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for _, ep := range cfg.Hooks.Endpoints {
+		log.Info("hook endpoint", zap.String("name", ep.Name), zap.String("url", ep.URL), zap.String("mode", ep.Mode), zap.Strings("actions", ep.Actions))
+	}
+	log.Info("cdrguard hooks", zap.String("version", version), zap.String("group", group), zap.String("alerts_topic", cfg.Kafka.AlertsTopic),
+		zap.String("retry_topic", env.hcfg.RetryTopic), zap.String("parked_topic", env.hcfg.ParkedTopic), zap.String("held_topic", env.hcfg.HeldTopic))
+	err = d.Run(ctx, src)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

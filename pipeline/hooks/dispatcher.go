@@ -1,0 +1,554 @@
+package hooks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
+
+	"github.com/cdrguard/cdrguard/schemas"
+)
+
+// AlertSource is the alerts topic read in the dispatcher's consumer group;
+// *kafka.Reader (with a GroupID) is one.
+type AlertSource interface {
+	// FetchMessage blocks until the next message or ctx's end.
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	// CommitMessages commits each message's offset+1 for its partition.
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Exempter says whether a subject is on the allowlist;
+// *detectors.Allowlist is one.
+type Exempter interface {
+	// Exempt reports whether subject of kind is allowlisted. Safe for
+	// concurrent use.
+	Exempt(kind schemas.SubjectKind, subject string) bool
+}
+
+// Options configure a Dispatcher.
+type Options struct {
+	// Config is the hooks section (defaults are applied by New).
+	Config Config
+	// AlertsTopic names the derived topics' defaults and receives the
+	// suspension_budget_exceeded alerts.
+	AlertsTopic string
+	// Log holds the retry, parked and held topics.
+	Log Log
+	// Doer returns each endpoint's HTTP client; nil: NewHTTPClient.
+	Doer func(Endpoint) Doer
+	// Recorder keeps hook_deliveries rows; nil: none.
+	Recorder Recorder
+	// Allowlist is checked again before every suspension attempt; nil:
+	// none.
+	Allowlist Exempter
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+	// Logger; nil: none.
+	Logger *zap.Logger
+	// CommitInterval is how often resolved alerts offsets are committed
+	// (default 500ms).
+	CommitInterval time.Duration
+}
+
+// Dispatcher turns suspension alerts into webhook requests and delivers
+// them. Create it with New and start it with Run.
+type Dispatcher struct {
+	cfg       Config
+	opts      Options
+	now       func() time.Time
+	log       *zap.Logger
+	endpoints []*endpoint
+	byName    map[string]*endpoint
+	sched     *scheduler
+	protected protected
+	tracker   *tracker
+}
+
+// New validates opts.Config and builds the dispatcher.
+func New(opts Options) (*Dispatcher, error) {
+	if opts.AlertsTopic == "" {
+		return nil, errors.New("hooks: the alerts topic is not set")
+	}
+	if opts.Log == nil {
+		return nil, errors.New("hooks: no Log for the retry, parked and held topics")
+	}
+	cfg, eps, err := opts.Config.Resolve(opts.AlertsTopic)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{cfg: cfg, opts: opts, now: opts.Now, log: opts.Logger, byName: map[string]*endpoint{}, tracker: newTracker()}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.log == nil {
+		d.log = zap.NewNop()
+	}
+	if d.opts.CommitInterval <= 0 {
+		d.opts.CommitInterval = 500 * time.Millisecond
+	}
+	if d.opts.Recorder == nil {
+		d.opts.Recorder = RecorderFunc(func(Delivery) {})
+	}
+	d.protected = newProtected(cfg.Protected)
+	d.sched = newScheduler(d.now)
+	for _, ep := range eps {
+		var doer Doer
+		if opts.Doer != nil {
+			doer = opts.Doer(ep)
+		} else {
+			doer = NewHTTPClient(ep)
+		}
+		e := newEndpoint(ep, doer, cfg)
+		d.endpoints = append(d.endpoints, e)
+		d.byName[ep.Name] = e
+	}
+	return d, nil
+}
+
+// Config returns the configuration with its defaults.
+func (d *Dispatcher) Config() Config { return d.cfg }
+
+// Pending returns the number of requests waiting in the retry topic.
+func (d *Dispatcher) Pending() int { return d.sched.pending() }
+
+// Run loads the retry, parked and held topics, then consumes src until
+// ctx ends, delivering requests and committing resolved offsets. It
+// returns ctx's cause on a clean stop, or the error that stopped it.
+func (d *Dispatcher) Run(ctx context.Context, src AlertSource) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+
+	var ready sync.WaitGroup
+	follow := func(topic string, apply func(Message)) {
+		ready.Add(1)
+		var once sync.Once
+		bg.Go(func() {
+			err := d.opts.Log.Follow(ctx, topic, apply, func() { once.Do(ready.Done) })
+			once.Do(ready.Done)
+			if err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("cannot follow %s: %w", topic, err))
+			}
+		})
+	}
+	follow(d.cfg.RetryTopic, func(m Message) {
+		if err := d.sched.applyRetry(m); err != nil {
+			d.log.Error("bad retry record, skipped", zap.String("key", string(m.Key)), zap.Error(err))
+		}
+	})
+	follow(d.cfg.HeldTopic, func(m Message) { d.sched.applySet(d.sched.held, m) })
+	follow(d.cfg.ParkedTopic, func(m Message) { d.sched.applySet(d.sched.parked, m) })
+	loaded := make(chan struct{})
+	go func() { ready.Wait(); close(loaded) }()
+	select {
+	case <-loaded:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	d.log.Info("hooks dispatcher ready", zap.Int("pending_retries", d.sched.pending()), zap.Int("endpoints", len(d.endpoints)))
+
+	var workers sync.WaitGroup
+	for _, e := range d.endpoints {
+		for range d.cfg.Workers {
+			workers.Go(func() { d.work(ctx, e) })
+		}
+	}
+	bg.Go(func() { d.sched.run(ctx, d.submitRetry) })
+	bg.Go(func() { d.commitLoop(ctx, src) })
+
+	err := d.consume(ctx, src)
+	cancel(err)
+	workers.Wait()
+	// Commit what was resolved before the stop.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer ccancel()
+	d.commit(cctx, src)
+	return context.Cause(ctx)
+}
+
+// consume reads alerts until ctx ends.
+func (d *Dispatcher) consume(ctx context.Context, src AlertSource) error {
+	for {
+		m, err := src.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("cannot read alerts: %w", err)
+		}
+		d.tracker.add(m)
+		if err := d.handleAlert(ctx, m); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *Dispatcher) commitLoop(ctx context.Context, src AlertSource) {
+	t := time.NewTicker(d.opts.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.commit(ctx, src)
+		}
+	}
+}
+
+func (d *Dispatcher) commit(ctx context.Context, src AlertSource) {
+	msgs := d.tracker.committable()
+	if len(msgs) == 0 {
+		return
+	}
+	if err := src.CommitMessages(ctx, msgs...); err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("cannot commit alerts offsets", zap.Error(err))
+		}
+		return
+	}
+	d.tracker.committed(msgs)
+}
+
+// Idle reports whether every alert read so far is resolved and its
+// offset committed.
+func (d *Dispatcher) Idle() bool { return d.tracker.idle() }
+
+// handleAlert plans the requests of one alert and hands them over; the
+// message is resolved once every request is.
+func (d *Dispatcher) handleAlert(ctx context.Context, m kafka.Message) error {
+	resolve := func() { d.tracker.resolve(m.Partition, m.Offset) }
+	var a schemas.Alert
+	if err := schemas.ParseAlertJSON(m.Value, &a); err != nil {
+		// Not ours to fix: the alerts topic is written by cdrguard run.
+		d.log.Error("undecodable alert, skipped", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
+		resolve()
+		return nil
+	}
+	if a.Action != schemas.ActionSuspend {
+		resolve()
+		return nil
+	}
+	var remaining atomic.Int32
+	remaining.Store(1) // the planning itself
+	done := func() {
+		if remaining.Add(-1) == 0 {
+			resolve()
+		}
+	}
+	defer done()
+	now := d.now()
+	for _, e := range d.endpoints {
+		if !e.wants(ActionSuspend, &a) {
+			continue
+		}
+		id := WebhookID(a.AlertID, ActionSuspend, e.Name)
+		if d.sched.known(id) {
+			continue // queued, held or parked already (a replay)
+		}
+		body := schemas.HookBody{Type: schemas.HookSuspend, Subject: a.Subject, SubjectKind: a.SubjectKind, Alert: m.Value}
+		raw, err := body.AppendJSON(nil)
+		if err != nil {
+			return err
+		}
+		req := Request{ID: id, Endpoint: e.Name, Action: ActionSuspend, AlertID: a.AlertID, Rule: a.Rule,
+			Subject: a.Subject, SubjectKind: a.SubjectKind.String(), Body: raw, NextAt: now, CreatedAt: now}
+		remaining.Add(1)
+		if err := d.admit(ctx, e, &req, done); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// admit runs the valves on a new suspension request and hands it to its
+// endpoint; done is called once it is resolved.
+func (d *Dispatcher) admit(ctx context.Context, e *endpoint, req *Request, done func()) error {
+	now := d.now()
+	if out := d.blocked(req); out != "" {
+		d.record(e, req, Delivery{Outcome: out})
+		done()
+		return nil
+	}
+	if !e.admitSubject(req, now, d.cfg.SubjectPeriod) {
+		d.record(e, req, Delivery{Outcome: OutcomeDuplicate})
+		done()
+		return nil
+	}
+	if e.Mode == ModeShadow {
+		d.record(e, req, Delivery{Outcome: OutcomeShadow})
+		done()
+		return nil
+	}
+	if ok, raise, n := e.admitBudget(req, now); !ok {
+		req.HeldReason = fmt.Sprintf("budget of %d suspension requests per %v reached", e.Budget.Requests, e.Budget.Per)
+		if err := d.write(ctx, Message{Topic: d.cfg.HeldTopic, Key: []byte(req.ID), Value: req.Encode()}); err != nil {
+			return err
+		}
+		d.record(e, req, Delivery{Outcome: OutcomeHeld, Error: req.HeldReason})
+		if raise {
+			if err := d.write(ctx, d.budgetAlert(e, req, n, now)); err != nil {
+				return err
+			}
+		}
+		done()
+		return nil
+	}
+	if e.offer(job{req: *req, done: done}) {
+		return nil
+	}
+	// Queue full: wait in the retry topic, due now.
+	return d.queue(ctx, e, *req, now, "endpoint queue full", done)
+}
+
+// blocked returns the outcome of a suspension a valve stops at dispatch
+// time, or "".
+func (d *Dispatcher) blocked(req *Request) string {
+	if req.Action != ActionSuspend {
+		return ""
+	}
+	kind, _ := schemas.ParseSubjectKind(req.SubjectKind)
+	if kind == schemas.SubjectCaller && d.protected.match(req.Subject) {
+		return OutcomeProtected
+	}
+	if d.opts.Allowlist != nil && d.opts.Allowlist.Exempt(kind, req.Subject) {
+		return OutcomeAllowlisted
+	}
+	return ""
+}
+
+// queue writes req to the retry topic, due at at, without counting an
+// attempt, and resolves it.
+func (d *Dispatcher) queue(ctx context.Context, e *endpoint, req Request, at time.Time, why string, done func()) error {
+	req.NextAt = at
+	if err := d.write(ctx, Message{Topic: d.cfg.RetryTopic, Key: []byte(req.ID), Value: req.Encode()}); err != nil {
+		return err
+	}
+	d.record(e, &req, Delivery{Outcome: OutcomeQueued, Error: why, NextAt: at})
+	if done != nil {
+		done()
+	}
+	return nil
+}
+
+// submitRetry hands a due retry to its endpoint (scheduler callback).
+func (d *Dispatcher) submitRetry(req Request) bool {
+	e := d.byName[req.Endpoint]
+	if e == nil {
+		// An endpoint removed from the config: offer it to no one; it
+		// stays in the retry topic until the endpoint comes back.
+		return false
+	}
+	return e.offer(job{req: req, fromRetry: true})
+}
+
+// work runs one worker of e until ctx ends.
+func (d *Dispatcher) work(ctx context.Context, e *endpoint) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-e.queue:
+			if err := d.process(ctx, e, j); err != nil && ctx.Err() == nil {
+				d.log.Error("hook request not resolved", zap.String("endpoint", e.Name), zap.String("webhook_id", j.req.ID), zap.Error(err))
+			}
+		}
+	}
+}
+
+// process attempts one request and resolves it: delivered, queued for a
+// retry, or parked. An error (only ctx's end) leaves it unresolved, so it
+// is attempted again after a restart.
+func (d *Dispatcher) process(ctx context.Context, e *endpoint, j job) error {
+	req := j.req
+	resolved := func() error {
+		if j.done != nil {
+			j.done()
+		}
+		return nil
+	}
+	tombstone := func() error {
+		if !j.fromRetry {
+			return nil
+		}
+		return d.write(ctx, Message{Topic: d.cfg.RetryTopic, Key: []byte(req.ID)})
+	}
+	if out := d.blocked(&req); out != "" {
+		d.record(e, &req, Delivery{Outcome: out})
+		if err := tombstone(); err != nil {
+			return err
+		}
+		return resolved()
+	}
+	if d.sched.isDisabled(e.Name) {
+		req.LastError = "endpoint disabled after HTTP 410; re-enable with cdrguard hooks enable"
+		return d.park(ctx, e, j, req)
+	}
+	r, err := e.breaker.Execute(func() (attemptResult, error) {
+		r := e.attempt(ctx, &req, d.now)
+		if r.out == outRetry {
+			return r, errRetryable
+		}
+		return r, nil
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		if err := d.queue(ctx, e, req, d.now().Add(d.cfg.Breaker.OpenFor), "circuit open", nil); err != nil {
+			return err
+		}
+		return resolved()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // the attempt was cut short by the stop: not an answer
+	}
+	req.Attempts++
+	req.LastStatus = r.status
+	req.LastError = ""
+	if r.err != nil {
+		req.LastError = r.err.Error()
+	}
+	del := Delivery{Attempt: req.Attempts, StatusCode: r.status, Latency: r.latency, Error: req.LastError}
+	switch r.out {
+	case outDelivered:
+		del.Outcome = OutcomeDelivered
+		d.record(e, &req, del)
+		if err := tombstone(); err != nil {
+			return err
+		}
+		return resolved()
+	case outRetry:
+		if wait, ok := e.nextWait(req.Attempts, r.retryAfter); ok {
+			req.NextAt = d.now().Add(wait)
+			if err := d.write(ctx, Message{Topic: d.cfg.RetryTopic, Key: []byte(req.ID), Value: req.Encode()}); err != nil {
+				return err
+			}
+			del.Outcome, del.NextAt = OutcomeRetry, req.NextAt
+			d.record(e, &req, del)
+			return resolved()
+		}
+		req.LastError = fmt.Sprintf("retry schedule exhausted after %d attempts: %s", req.Attempts, req.LastError)
+	case outGone:
+		if err := d.write(ctx, d.disableMarker(e, req)); err != nil {
+			return err
+		}
+		d.log.Error("endpoint answered 410 Gone: disabled until an operator re-enables it", zap.String("endpoint", e.Name))
+	}
+	d.recordAttemptParked(e, &req, del)
+	return d.park(ctx, e, j, req)
+}
+
+func (d *Dispatcher) recordAttemptParked(e *endpoint, req *Request, del Delivery) {
+	del.Outcome = OutcomeParked
+	d.record(e, req, del)
+}
+
+// park writes req to the parked topic, then (for a retry) its tombstone
+// in the retry topic, and resolves it.
+func (d *Dispatcher) park(ctx context.Context, e *endpoint, j job, req Request) error {
+	if err := d.write(ctx, Message{Topic: d.cfg.ParkedTopic, Key: []byte(req.ID), Value: req.Encode()}); err != nil {
+		return err
+	}
+	if j.fromRetry {
+		if err := d.write(ctx, Message{Topic: d.cfg.RetryTopic, Key: []byte(req.ID)}); err != nil {
+			return err
+		}
+	}
+	d.log.Warn("hook request parked", zap.String("endpoint", e.Name), zap.String("webhook_id", req.ID),
+		zap.String("subject", req.Subject), zap.String("last_error", req.LastError))
+	if j.done != nil {
+		j.done()
+	}
+	return nil
+}
+
+func (d *Dispatcher) disableMarker(e *endpoint, req Request) Message {
+	v := fmt.Appendf(nil, `{"endpoint":%q,"disabled_at":%q,"reason":%q}`, e.Name, d.now().UTC().Format(time.RFC3339), req.LastError)
+	return Message{Topic: d.cfg.RetryTopic, Key: []byte(DisabledKey(e.Name)), Value: v}
+}
+
+// write produces msgs, retrying until ctx ends.
+func (d *Dispatcher) write(ctx context.Context, msgs ...Message) error {
+	return produce(ctx, d.opts.Log, func(err error) {
+		d.log.Warn("cannot write to kafka, retrying", zap.String("topic", msgs[0].Topic), zap.Error(err))
+	}, msgs...)
+}
+
+func (d *Dispatcher) record(e *endpoint, req *Request, del Delivery) {
+	del.RequestID, del.AlertID, del.Endpoint, del.Action = req.ID, req.AlertID, e.Name, req.Action
+	del.Subject, del.SubjectKind, del.Rule, del.Mode = req.Subject, req.SubjectKind, req.Rule, e.Mode
+	if del.Time.IsZero() {
+		del.Time = d.now()
+	}
+	if del.Outcome == OutcomeShadow || del.Attempt > 0 {
+		del.Body = req.Body
+	}
+	d.opts.Recorder.Record(del)
+}
+
+// BudgetAlertRule is the rule name of the alert raised when an endpoint's
+// suspension budget is exceeded.
+const BudgetAlertRule = "suspension_budget_exceeded"
+
+// budgetAlert is the alert raised when e's budget holds req.
+func (d *Dispatcher) budgetAlert(e *endpoint, req *Request, n int, now time.Time) Message {
+	kind, _ := schemas.ParseSubjectKind(req.SubjectKind)
+	h := sha256.Sum256([]byte(BudgetAlertRule + "\x00" + e.Name + "\x00" + now.UTC().Format(time.RFC3339Nano)))
+	a := schemas.Alert{
+		AlertID: hex.EncodeToString(h[:16]), Rule: BudgetAlertRule, Severity: schemas.SeverityCritical, Action: schemas.ActionAlert,
+		SubjectKind: kind, Subject: req.Subject,
+		WindowStart: now.Add(-e.Budget.Per).UTC(), WindowEnd: now.UTC(), DetectedAt: now.UTC(),
+		Score:   float64(n),
+		Metrics: schemas.Metrics{WindowS: int64(e.Budget.Per / time.Second)},
+		Reason: fmt.Sprintf("endpoint %s: %d suspension requests in %v reached the budget of %d; further requests (from %s, rule %s) are held for approval (cdrguard hooks held)",
+			e.Name, n, e.Budget.Per, e.Budget.Requests, req.Subject, req.Rule),
+	}
+	v, _ := a.AppendJSON(nil)
+	return Message{Topic: d.opts.AlertsTopic, Key: []byte(a.Subject), Value: v, Headers: map[string]string{
+		"alert_id": a.AlertID, "rule": a.Rule, "severity": a.Severity.String(), "subject_kind": a.SubjectKind.String()}}
+}
+
+// protected matches protected numbers and prefixes, with or without a
+// leading +.
+type protected struct {
+	numbers  map[string]bool
+	prefixes []string
+}
+
+func newProtected(c ProtectedConfig) protected {
+	p := protected{numbers: map[string]bool{}}
+	if !c.NoDefaults {
+		for _, n := range DefaultProtectedNumbers {
+			p.numbers[n] = true
+		}
+	}
+	for _, n := range c.Numbers {
+		p.numbers[strings.TrimPrefix(n, "+")] = true
+	}
+	for _, n := range c.Prefixes {
+		p.prefixes = append(p.prefixes, strings.TrimPrefix(n, "+"))
+	}
+	return p
+}
+
+func (p protected) match(subject string) bool {
+	s := strings.TrimPrefix(subject, "+")
+	if p.numbers[s] {
+		return true
+	}
+	for _, pre := range p.prefixes {
+		if strings.HasPrefix(s, pre) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,152 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+)
+
+// KafkaLog is the Log on Apache Kafka. It is safe for concurrent use;
+// Close it when done.
+type KafkaLog struct {
+	kc *kafkaio.Client
+	w  *kafka.Writer
+}
+
+// NewKafkaLog returns a Log writing and reading through kc.
+func NewKafkaLog(kc *kafkaio.Client) *KafkaLog {
+	w := kc.NewWriter(nil)
+	w.BatchTimeout = time.Millisecond
+	return &KafkaLog{kc: kc, w: w}
+}
+
+// Close flushes and closes the writer.
+func (k *KafkaLog) Close() error {
+	if err := k.w.Close(); err != nil {
+		return fmt.Errorf("cannot close the hooks writer: %w", err)
+	}
+	return nil
+}
+
+// EnsureTopics creates the retry, parked and held topics of cfg (with its
+// defaults applied) when missing: compacted, keyed by webhook-id.
+func (k *KafkaLog) EnsureTopics(ctx context.Context, cfg Config, replicationFactor int) error {
+	compact := map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+	return k.kc.EnsureTopics(ctx,
+		kafkaio.TopicSpec{Name: cfg.RetryTopic, Partitions: 4, ReplicationFactor: replicationFactor, Configs: compact},
+		kafkaio.TopicSpec{Name: cfg.ParkedTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
+		kafkaio.TopicSpec{Name: cfg.HeldTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact})
+}
+
+// Produce implements Producer.
+func (k *KafkaLog) Produce(ctx context.Context, msgs ...Message) error {
+	km := make([]kafka.Message, len(msgs))
+	for i, m := range msgs {
+		km[i] = kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value}
+		if len(m.Value) == 0 {
+			km[i].Value = nil // a tombstone
+		}
+		for hk, hv := range m.Headers {
+			km[i].Headers = append(km[i].Headers, kafka.Header{Key: hk, Value: []byte(hv)})
+		}
+	}
+	if err := k.w.WriteMessages(ctx, km...); err != nil {
+		return fmt.Errorf("cannot write to %s: %w", msgs[0].Topic, err)
+	}
+	return nil
+}
+
+// Follow implements Follower: one reader per partition from its first
+// offset.
+func (k *KafkaLog) Follow(ctx context.Context, topic string, apply func(Message), ready func()) error {
+	// A topic created moments ago may not have a leader yet: ask again
+	// for a while.
+	var n int
+	var first, next []int64
+	var err error
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		if n, err = k.kc.Partitions(ctx, topic); err == nil && n == 0 {
+			err = fmt.Errorf("topic %s does not exist (cdrguard hooks creates it)", topic)
+		}
+		if err == nil {
+			if first, next, err = k.kc.Offsets(ctx, topic, n); err == nil {
+				break
+			}
+		}
+		if wait >= 2*time.Second || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	var waiting atomic.Int32
+	waiting.Store(int32(n))
+	var once sync.Once
+	caughtUp := func() {
+		if waiting.Add(-1) == 0 {
+			once.Do(ready)
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for p := range n {
+		if first[p] >= next[p] {
+			caughtUp()
+		}
+		r, err := k.kc.NewReader(topic, p, first[p], 8<<20)
+		if err != nil {
+			cancel(err)
+			break
+		}
+		wg.Go(func() {
+			defer r.Close()
+			behind := first[p] < next[p]
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						cancel(fmt.Errorf("cannot read %s/%d: %w", topic, p, err))
+					}
+					return
+				}
+				apply(Message{Topic: topic, Key: m.Key, Value: m.Value})
+				if behind && m.Offset+1 >= next[p] {
+					behind = false
+					caughtUp()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+// NewAlertSource returns the reader of the alerts topic in group (the
+// dispatcher's own, "<group>-hooks"), committing only when told. The
+// caller closes it.
+func NewAlertSource(kc *kafkaio.Client, topic, group string) (*kafka.Reader, error) {
+	cfg := kafka.ReaderConfig{
+		Brokers: kc.Conn.Brokers, Topic: topic, GroupID: group, Dialer: kc.Dialer,
+		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 100 * time.Millisecond,
+		StartOffset: kafka.FirstOffset, CommitInterval: 0,
+		HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second,
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("alerts reader: %w", err)
+	}
+	return kafka.NewReader(cfg), nil
+}
