@@ -190,7 +190,7 @@ func TestKafkaDelivery(t *testing.T) {
 	if p := parked(); len(p) != 1 {
 		t.Errorf("parked %d after the restart, want bad's 1", len(p))
 	}
-	eventually(t, 10*time.Second, "the alert's offset committed", func() bool { return kafkatest.Committed(kc, group, alerts) == 1 })
+	eventually(t, 10*time.Second, "the alert's offset committed", func() bool { return kafkatest.Committed(t, kc, group, alerts) == 1 })
 }
 
 // TestKafkaThroughput measures deliveries per second to a local receiver
