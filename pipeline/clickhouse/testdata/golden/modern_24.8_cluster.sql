@@ -172,3 +172,21 @@ ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/hook_deliver
 PARTITION BY toYYYYMM(time)
 ORDER BY (endpoint, time, request_id);
 
+-- migration 6: 006_decisions
+CREATE TABLE IF NOT EXISTS fraud.decisions ON CLUSTER carrier
+(
+    time          DateTime('UTC') CODEC(Delta, ZSTD(1)),
+    decision_id   String,
+    subject_kind  LowCardinality(String),
+    subject       String,
+    action        LowCardinality(String),
+    alert_id      String,
+    request_id    String,
+    by            String,
+    reason        String CODEC(ZSTD(3)),
+    source        LowCardinality(String)
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/decisions', '{replica}')
+PARTITION BY toYYYYMM(time)
+ORDER BY (subject, time, decision_id);
+

@@ -171,3 +171,21 @@ ENGINE = MergeTree()
 PARTITION BY toYYYYMM(time)
 ORDER BY (endpoint, time, request_id);
 
+-- migration 6: 006_decisions
+CREATE TABLE IF NOT EXISTS cdrguard.decisions
+(
+    time          DateTime('UTC') CODEC(Delta, ZSTD(1)),
+    decision_id   String,
+    subject_kind  LowCardinality(String),
+    subject       String,
+    action        LowCardinality(String),
+    alert_id      String,
+    request_id    String,
+    by            String,
+    reason        String CODEC(ZSTD(3)),
+    source        LowCardinality(String)
+)
+ENGINE = MergeTree()
+PARTITION BY toYYYYMM(time)
+ORDER BY (subject, time, decision_id);
+
