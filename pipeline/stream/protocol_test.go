@@ -234,6 +234,9 @@ func testJob(t *testing.T, b *fakeBroker, p Producer) *job {
 		t.Fatal(err)
 	}
 	j := &job{cfg: cfg, broker: b, producer: p, states: map[topicPartition]*partitionState{}, published: map[string]bool{}}
+	b.mu.Lock()
+	b.n["cdrs"] = max(b.n["cdrs"], 1)
+	b.mu.Unlock()
 	if err := j.topics(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +570,7 @@ func FuzzUnpack(f *testing.F) {
 	f.Add([]byte("P\x01\x00"))
 	f.Add([]byte("P\x01\x01\x02"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = unpack(data, func(c *schemas.CDR) {
+		_ = unpack(data, 0, func(c *schemas.CDR, _ int64) {
 			if c.Caller == "" || c.StartMS < schemas.MinStartMS || c.StartMS >= schemas.MaxStartMS {
 				t.Fatalf("unpack accepted a record out of range: %+v", c)
 			}
@@ -616,4 +619,64 @@ func testutilFenced(j *job) float64 {
 	var m dto.Metric
 	_ = j.cfg.Metrics.Fenced.WithLabelValues("cdrs", "0").Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// When an input partition replays from its committed offset, it packs the
+// same records again at other boundaries; the source worker takes each
+// record once.
+func TestSourceTakesReplayedRecordsOnce(t *testing.T) {
+	b := newFakeBroker()
+	recs := synth.Generate(synth.Config{Seed: 7, Scale: 0.02}).Records
+	j := testJob(t, b, &fakeProducer{b: b})
+	st, err := j.newState("cdrs.sources", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(j, st, &fakeCommitter{}, 0)
+	var withSource []int
+	for i := range recs {
+		if recs[i].Trunk != "" || recs[i].IMEI != "" || recs[i].IMSI != "" || recs[i].SourceIP != "" {
+			withSource = append(withSource, i)
+		}
+		if len(withSource) == 40 {
+			break
+		}
+	}
+	if len(withSource) < 40 {
+		t.Fatal("test needs 40 records with a source")
+	}
+	packOf := func(offsets []int) kafka.Message {
+		p := newPacker("cdrs.sources", 0, 1)
+		for _, off := range offsets {
+			p.add(&recs[off], int64(off))
+		}
+		msgs := p.flush(nil, 0)
+		if len(msgs) != 1 {
+			t.Fatalf("%d packs, want 1", len(msgs))
+		}
+		return msgs[0]
+	}
+	taken := func() uint64 { return w.st.engine.Stats().Records }
+	var off int64
+	take := func(m kafka.Message) {
+		m.Offset = off
+		off++
+		w.handle(&m)
+	}
+	take(packOf(withSource[:20]))   // first run: records 0–19
+	take(packOf(withSource[10:30])) // replay from 10, new boundary: only 20–29 are new
+	take(packOf(withSource[15:25])) // entirely taken before: dropped
+	take(packOf(withSource[30:]))
+	want := 0
+	for _, i := range withSource {
+		c := recs[i]
+		for _, f := range sourceFields {
+			if f.get(&c) != "" {
+				want++
+			}
+		}
+	}
+	if got := taken(); got != uint64(want) {
+		t.Fatalf("source engine took %d source records, want %d (each once)", got, want)
+	}
 }

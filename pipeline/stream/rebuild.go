@@ -141,7 +141,7 @@ func eventTime(m *kafka.Message) time.Time {
 		}
 	case bytes.Equal(m.Key, packKey):
 		var latest int64
-		if unpack(m.Value, func(c *schemas.CDR) { latest = max(latest, c.StartMS) }) == nil && latest > 0 {
+		if unpack(m.Value, 0, func(c *schemas.CDR, _ int64) { latest = max(latest, c.StartMS) }) == nil && latest > 0 {
 			at = time.UnixMilli(latest)
 		}
 	default:

@@ -60,9 +60,16 @@ var sourceFields = [...]struct {
 // batch travel as one pack, which keeps the internal topic's message
 // count and the per-message costs independent of the record rate.
 //
-// Pack layout: 'P', 1, uvarint count, then per record: varint start (Unix
-// ms), uvarint talk seconds, disposition byte, source index byte, then
-// the caller and the source identifier, each as uvarint length + bytes.
+// Pack layout: 'P', 2, uvarint count, then per record: uvarint offset
+// (the input offset of the record, as a delta from the previous record's
+// in the pack, the first from 0), varint start (Unix ms), uvarint talk
+// seconds, disposition byte, source index byte, then the caller and the
+// source identifier, each as uvarint length + bytes. Each record's
+// origin (its offset and source index) lets a source worker drop exactly
+// the records it has taken before when an input partition replays from
+// its committed offset and packs them at other boundaries. Version 1
+// packs (no offsets) are still read, each record taking the pack's
+// origin.
 type packer struct {
 	topic      string
 	from       int   // input partition
@@ -78,6 +85,9 @@ type pack struct {
 	lastOff int64
 	lastIdx int
 }
+
+// packVersion is the layout packer writes.
+const packVersion = 2
 
 func newPacker(topic string, from, partitions int) *packer {
 	p := &packer{topic: topic, from: from, partitions: make([]int, partitions), packs: make([]pack, partitions)}
@@ -98,9 +108,13 @@ func (p *packer) add(c *schemas.CDR, offset int64) {
 		p.key = append(append(append(p.key[:0], f.kind.String()...), ':'), id...)
 		part := p.murmur.Balance(kafka.Message{Key: p.key}, p.partitions...)
 		pk := &p.packs[part]
+		prev := int64(0)
 		if pk.count == 0 {
 			pk.buf = pk.buf[:0]
+		} else {
+			prev = pk.lastOff
 		}
+		pk.buf = binary.AppendUvarint(pk.buf, uint64(offset-prev))
 		pk.buf = binary.AppendVarint(pk.buf, c.StartMS)
 		pk.buf = binary.AppendUvarint(pk.buf, uint64(max(c.DurationS, 0)))
 		pk.buf = append(pk.buf, byte(c.Disposition), byte(i))
@@ -136,7 +150,7 @@ func (p *packer) flush(msgs []kafka.Message, watermark int64) []kafka.Message {
 			continue
 		}
 		val := make([]byte, 0, len(pk.buf)+2+binary.MaxVarintLen64)
-		val = append(val, 'P', 1)
+		val = append(val, 'P', packVersion)
 		val = binary.AppendUvarint(val, uint64(pk.count))
 		val = append(val, pk.buf...)
 		msgs = append(msgs, kafka.Message{
@@ -153,12 +167,15 @@ func (p *packer) flush(msgs []kafka.Message, watermark int64) []kafka.Message {
 
 var errBadPack = errors.New("malformed pack of re-keyed records")
 
-// unpack calls f with each record of a pack. The records' strings alias
-// data.
-func unpack(data []byte, f func(c *schemas.CDR)) error {
-	if len(data) < 2 || data[0] != 'P' || data[1] != 1 {
+// unpack calls f with each record of a pack and its origin sequence
+// (offset*len(sourceFields) + source index; for version 1 packs, which do
+// not carry offsets, packSeq for every record). The records' strings
+// alias data.
+func unpack(data []byte, packSeq int64, f func(c *schemas.CDR, seq int64)) error {
+	if len(data) < 2 || data[0] != 'P' || (data[1] != 1 && data[1] != packVersion) {
 		return errBadPack
 	}
+	withOffsets := data[1] == packVersion
 	rest := data[2:]
 	n, k := binary.Uvarint(rest)
 	if k <= 0 {
@@ -178,7 +195,17 @@ func unpack(data []byte, f func(c *schemas.CDR)) error {
 		return unsafe.String(&b[0], len(b)), true
 	}
 	var c schemas.CDR
+	offset := int64(0)
 	for range n {
+		seq := packSeq
+		if withOffsets {
+			d, k := binary.Uvarint(rest)
+			if k <= 0 || d > 1<<62 || offset+int64(d) < offset {
+				return errBadPack
+			}
+			offset += int64(d)
+			rest = rest[k:]
+		}
 		start, k := binary.Varint(rest)
 		if k <= 0 {
 			return errBadPack
@@ -199,7 +226,10 @@ func unpack(data []byte, f func(c *schemas.CDR)) error {
 		c = schemas.CDR{Caller: caller, StartMS: start, Disposition: disp}
 		c.SetDuration(int32(talk))
 		sourceFields[idx].set(&c, id)
-		f(&c)
+		if withOffsets {
+			seq = offset*int64(len(sourceFields)) + int64(idx)
+		}
+		f(&c, seq)
 	}
 	if len(rest) != 0 {
 		return errBadPack

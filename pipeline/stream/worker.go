@@ -286,13 +286,20 @@ func (w *worker) handleSource(m *kafka.Message, quiet bool) {
 		}
 		return
 	}
-	if last, seen := w.st.lastSeq[o.partition]; seen && o.seq <= last {
+	last, seen := w.st.lastSeq[o.partition]
+	if seen && o.seq <= last {
 		w.m.duplicate.Inc()
 		return // sent again by a replay of its input partition
 	}
 	w.st.lastSeq[o.partition] = o.seq
 	n := 0
-	err := unpack(m.Value, func(c *schemas.CDR) {
+	err := unpack(m.Value, o.seq, func(c *schemas.CDR, seq int64) {
+		if seen && seq <= last {
+			// Taken before: the input partition replayed from its committed
+			// offset and packed this record again, at other boundaries.
+			w.m.duplicate.Inc()
+			return
+		}
 		w.st.engine.ProcessTagged(c, m.Offset, &w.out)
 		n++
 	})
