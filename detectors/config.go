@@ -51,6 +51,13 @@ type Config struct {
 	// CallerFloor is the number of calls in a UTC day from which a caller
 	// gets aggregate rows. Default 20.
 	CallerFloor int
+	// WatermarkQuorum is how many records must have started at or after a
+	// time before the engine's own watermark follows it: the watermark is
+	// the WatermarkQuorum-th latest start seen minus the lateness, so that
+	// fewer records far ahead of their stream (a switch with a wrong
+	// clock) are held until the stream reaches them instead of releasing
+	// everything held. 1 follows the latest start. Default 4.
+	WatermarkQuorum int
 	// ExternalWatermark makes the watermark the caller's to set (Advance)
 	// instead of the latest start time seen minus the lateness: a source
 	// engine fed by many input partitions advances to the least of their
@@ -70,6 +77,8 @@ const (
 	defaultExactPeers  = 4096
 	defaultSketchSlots = 8192
 	defaultCallerFloor = 20
+	defaultQuorum      = 4
+	maxQuorum          = 64
 )
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -100,6 +109,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.CallerFloor == 0 {
 		cfg.CallerFloor = defaultCallerFloor
+	}
+	if cfg.WatermarkQuorum == 0 {
+		cfg.WatermarkQuorum = defaultQuorum
 	}
 	return cfg
 }
@@ -138,6 +150,8 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("sketch_slots %d must be a power of two between 256 and 1048576", cfg.SketchSlots)
 	case cfg.CallerFloor < 1:
 		return fmt.Errorf("caller_floor %d must be at least 1", cfg.CallerFloor)
+	case cfg.WatermarkQuorum < 1 || cfg.WatermarkQuorum > maxQuorum:
+		return fmt.Errorf("watermark_quorum %d must be between 1 and %d", cfg.WatermarkQuorum, maxQuorum)
 	}
 	for _, k := range cfg.Kinds {
 		if k >= schemas.NumSubjectKinds {
