@@ -71,8 +71,8 @@ type Engine struct {
 	quiet bool
 	held  *reorder
 
-	metrics [8]schemas.Metrics // per-window scratch for one evaluation
-	mvalid  [8]bool
+	metrics [maxWindows]schemas.Metrics // per-window scratch for one evaluation
+	mvalid  [maxWindows]bool
 	buf     []byte
 	// touched keeps runHeld's early table reads from being optimised away.
 	touched uint64
@@ -114,14 +114,12 @@ type Stats struct {
 
 // NewEngine returns an engine for cfg (zero fields get defaults) running
 // rules, with allow (may be nil) exempting known bulk callers.
+// It fails with the error of cfg.CheckRules(rules).
 func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid detector config: %w", err)
+	if err := cfg.CheckRules(rules); err != nil {
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if len(cfg.Windows) > len(Engine{}.metrics) {
-		return nil, fmt.Errorf("invalid detector config: at most %d windows", len(Engine{}.metrics))
-	}
 	e := &Engine{
 		cfg:      cfg,
 		allow:    allow,
@@ -150,25 +148,9 @@ func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
 			}
 		}
 	}
-	names := map[string]bool{}
 	for i := range rules {
 		r := rules[i]
-		if err := r.Validate(); err != nil {
-			return nil, err
-		}
-		if names[r.Name] {
-			return nil, fmt.Errorf("rule %q is defined twice", r.Name)
-		}
-		names[r.Name] = true
-		cr := &compiledRule{Rule: r, index: len(e.rules), win: -1, cooldown: uint32(r.Cooldown / time.Second)}
-		for wi, s := range e.windows {
-			if time.Duration(s)*time.Second == r.Window {
-				cr.win = wi
-			}
-		}
-		if cr.win < 0 {
-			return nil, fmt.Errorf("rule %q: window %v is not one of the configured windows %v", r.Name, r.Window, windowList(cfg.Windows))
-		}
+		cr := &compiledRule{Rule: r, index: len(e.rules), win: cfg.windowIndex(r.Window), cooldown: uint32(r.Cooldown / time.Second)}
 		cr.gate = make([]int64, len(r.Levels))
 		for li := len(r.Levels) - 1; li >= 0; li-- {
 			g := r.Levels[li].MinCalls
@@ -186,9 +168,6 @@ func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
 	e.stats.RuleAlerts = make([]uint64, len(e.rules))
 	e.stats.RuleErrors = make([]uint64, len(e.rules))
 	if cfg.Aggregates {
-		if e.tables[schemas.SubjectCaller] == nil {
-			return nil, fmt.Errorf("invalid detector config: aggregates need the caller kind")
-		}
 		e.agg = newAggregator(e)
 	}
 	return e, nil
