@@ -28,6 +28,7 @@ run: build
 # a service is missing.
 test: services-up
 	CDRGUARD_INTEGRATION=1 $(GO) test -race -count=1 -timeout 45m ./...
+	$(GO) test -count=1 -run '^TestLowVolumeCallerMemory$$' ./detectors/
 
 # Unit tests only: no services.
 test-unit:

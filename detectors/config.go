@@ -51,6 +51,13 @@ type Config struct {
 	// CallerFloor is the number of calls in a UTC day from which a caller
 	// gets aggregate rows. Default 20.
 	CallerFloor int
+	// WatermarkQuorum is how many records must have started at or after a
+	// time before the engine's own watermark follows it: the watermark is
+	// the WatermarkQuorum-th latest start seen minus the lateness, so that
+	// fewer records far ahead of their stream (a switch with a wrong
+	// clock) are held until the stream reaches them instead of releasing
+	// everything held. 1 follows the latest start. Default 4.
+	WatermarkQuorum int
 	// ExternalWatermark makes the watermark the caller's to set (Advance)
 	// instead of the latest start time seen minus the lateness: a source
 	// engine fed by many input partitions advances to the least of their
@@ -70,6 +77,10 @@ const (
 	defaultExactPeers  = 4096
 	defaultSketchSlots = 8192
 	defaultCallerFloor = 20
+	defaultQuorum      = 4
+	maxQuorum          = 64
+	// maxWindows bounds Config.Windows (the engine's per-window scratch).
+	maxWindows = 8
 )
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -100,6 +111,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.CallerFloor == 0 {
 		cfg.CallerFloor = defaultCallerFloor
+	}
+	if cfg.WatermarkQuorum == 0 {
+		cfg.WatermarkQuorum = defaultQuorum
 	}
 	return cfg
 }
@@ -138,11 +152,56 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("sketch_slots %d must be a power of two between 256 and 1048576", cfg.SketchSlots)
 	case cfg.CallerFloor < 1:
 		return fmt.Errorf("caller_floor %d must be at least 1", cfg.CallerFloor)
+	case cfg.WatermarkQuorum < 1 || cfg.WatermarkQuorum > maxQuorum:
+		return fmt.Errorf("watermark_quorum %d must be between 1 and %d", cfg.WatermarkQuorum, maxQuorum)
+	}
+	if len(cfg.Windows) > maxWindows {
+		return fmt.Errorf("windows: %d listed, at most %d", len(cfg.Windows), maxWindows)
 	}
 	for _, k := range cfg.Kinds {
 		if k >= schemas.NumSubjectKinds {
 			return fmt.Errorf("kinds: unknown subject kind %d", k)
 		}
 	}
+	if cfg.Aggregates && !slices.Contains(cfg.Kinds, schemas.SubjectCaller) {
+		return fmt.Errorf("aggregates need the caller kind in kinds %v", cfg.Kinds)
+	}
 	return nil
+}
+
+// CheckRules reports whether an engine can run rules with cfg (zero
+// fields get defaults), without building one: cfg is valid, every rule is
+// valid, no name is used twice and every rule's window is one of cfg's
+// windows. NewEngine fails with the same error; a program calls
+// CheckRules at startup, before it connects to anything, so that a rules
+// file naming a window the configuration lacks fails there and not when
+// the first partition is assigned. Which kinds cfg tracks is not checked:
+// a streaming deployment runs each rule only in the engines of its kind.
+func (cfg Config) CheckRules(rules []Rule) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid detector config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	names := make(map[string]bool, len(rules))
+	for i := range rules {
+		r := &rules[i]
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		if names[r.Name] {
+			return fmt.Errorf("rule %q is defined twice", r.Name)
+		}
+		names[r.Name] = true
+		if cfg.windowIndex(r.Window) < 0 {
+			return fmt.Errorf("rule %q: window %s is not one of the configured windows %s",
+				r.Name, FormatDuration(r.Window), windowList(cfg.Windows))
+		}
+	}
+	return nil
+}
+
+// windowIndex returns the index of the window of size d in cfg.Windows,
+// or -1.
+func (cfg Config) windowIndex(d time.Duration) int {
+	return slices.IndexFunc(cfg.Windows, func(w Window) bool { return w.Size == d })
 }

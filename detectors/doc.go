@@ -16,6 +16,17 @@
 //     watermark passes it and runs held records in start-time order, so
 //     the arrival order within the lateness never changes a result, and
 //     the same records give the same alerts, IDs included.
+//   - Outliers do not move the watermark. "Latest start" is the
+//     Config.WatermarkQuorum-th latest (default 4), and records more than
+//     the lateness ahead of it are set aside until the stream passes them
+//     or as many of them confirm a real jump (a partition that was idle
+//     for hours). A record from a clock hours ahead is therefore just
+//     held, and run in start order when the stream reaches it, instead of
+//     releasing everything held and changing other callers' alerts;
+//     Stats.Outliers counts such records. The cost is a comparison per
+//     record and a few shifts in an array of WatermarkQuorum starts for
+//     records among the latest; a held outlier also holds Pending (the
+//     commit point) back until the stream reaches it or ReleaseAll.
 //   - Not safe for concurrent use: one Engine per partition.
 //   - Bounded memory. Every key has a small compact state (about 57 bytes
 //     per low-volume caller, measured with five million callers); only

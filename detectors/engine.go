@@ -58,12 +58,21 @@ type Engine struct {
 	shortS   uint32
 
 	maxTS uint32 // latest start time seen
+	// latest holds the cfg.WatermarkQuorum latest start times of the
+	// stream (0 until as many records came), ascending: the own watermark
+	// follows latest[0]. ahead holds, unordered, the starts of up to as
+	// many records that came more than the lateness ahead of latest[0]:
+	// they are dropped when latest[0] passes them, and join latest all
+	// at once when ahead is full (the whole stream jumped).
+	latest []uint32
+	ahead  []uint32
+
 	now   uint32 // latest start time run through the detectors
 	quiet bool
 	held  *reorder
 
-	metrics [8]schemas.Metrics // per-window scratch for one evaluation
-	mvalid  [8]bool
+	metrics [maxWindows]schemas.Metrics // per-window scratch for one evaluation
+	mvalid  [maxWindows]bool
 	buf     []byte
 	// touched keeps runHeld's early table reads from being optimised away.
 	touched uint64
@@ -78,6 +87,11 @@ type Stats struct {
 	Records uint64
 	// Late counts records whose start was behind the watermark.
 	Late uint64
+	// Outliers counts records that started more than the lateness ahead
+	// of the Config.WatermarkQuorum-th latest start when they came: held
+	// without moving the watermark. A clock far ahead shows here, and so
+	// do the first few records after a stream resumed from a long gap.
+	Outliers uint64
 	// Invalid counts records the engine could not use (start time out of
 	// range); decoders normally reject these first.
 	Invalid uint64
@@ -100,14 +114,12 @@ type Stats struct {
 
 // NewEngine returns an engine for cfg (zero fields get defaults) running
 // rules, with allow (may be nil) exempting known bulk callers.
+// It fails with the error of cfg.CheckRules(rules).
 func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid detector config: %w", err)
+	if err := cfg.CheckRules(rules); err != nil {
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if len(cfg.Windows) > len(Engine{}.metrics) {
-		return nil, fmt.Errorf("invalid detector config: at most %d windows", len(Engine{}.metrics))
-	}
 	e := &Engine{
 		cfg:      cfg,
 		allow:    allow,
@@ -115,6 +127,8 @@ func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
 		shortS:   uint32(cfg.ShortCallS),
 	}
 	e.held = newReorder()
+	e.latest = make([]uint32, cfg.WatermarkQuorum)
+	e.ahead = make([]uint32, 0, cfg.WatermarkQuorum)
 	for _, w := range cfg.Windows {
 		s := uint32(w.Size / time.Second)
 		e.windows = append(e.windows, s)
@@ -134,25 +148,9 @@ func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
 			}
 		}
 	}
-	names := map[string]bool{}
 	for i := range rules {
 		r := rules[i]
-		if err := r.Validate(); err != nil {
-			return nil, err
-		}
-		if names[r.Name] {
-			return nil, fmt.Errorf("rule %q is defined twice", r.Name)
-		}
-		names[r.Name] = true
-		cr := &compiledRule{Rule: r, index: len(e.rules), win: -1, cooldown: uint32(r.Cooldown / time.Second)}
-		for wi, s := range e.windows {
-			if time.Duration(s)*time.Second == r.Window {
-				cr.win = wi
-			}
-		}
-		if cr.win < 0 {
-			return nil, fmt.Errorf("rule %q: window %v is not one of the configured windows %v", r.Name, r.Window, windowList(cfg.Windows))
-		}
+		cr := &compiledRule{Rule: r, index: len(e.rules), win: cfg.windowIndex(r.Window), cooldown: uint32(r.Cooldown / time.Second)}
 		cr.gate = make([]int64, len(r.Levels))
 		for li := len(r.Levels) - 1; li >= 0; li-- {
 			g := r.Levels[li].MinCalls
@@ -170,9 +168,6 @@ func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
 	e.stats.RuleAlerts = make([]uint64, len(e.rules))
 	e.stats.RuleErrors = make([]uint64, len(e.rules))
 	if cfg.Aggregates {
-		if e.tables[schemas.SubjectCaller] == nil {
-			return nil, fmt.Errorf("invalid detector config: aggregates need the caller kind")
-		}
 		e.agg = newAggregator(e)
 	}
 	return e, nil
@@ -207,18 +202,18 @@ func FormatDuration(d time.Duration) string {
 // restart are not raised again.
 func (e *Engine) SetQuiet(q bool) { e.quiet = q }
 
-// Watermark returns the latest start time seen minus the allowed lateness
-// (Unix ms), or 0 before the first record. With an external watermark see
-// Released.
+// Watermark returns the Config.WatermarkQuorum-th latest start time seen
+// minus the allowed lateness (Unix ms), or 0 before that many records.
+// With an external watermark see Released.
 func (e *Engine) Watermark() int64 {
-	if e.maxTS == 0 {
+	if e.latest[0] == 0 {
 		return 0
 	}
-	return fromTS(sub(e.maxTS, e.lateness))
+	return fromTS(sub(e.latest[0], e.lateness))
 }
 
-// Latest returns the latest start time seen (Unix ms), 0 before the first
-// record.
+// Latest returns the latest start time seen (Unix ms), outliers included,
+// 0 before the first record.
 func (e *Engine) Latest() int64 {
 	if e.maxTS == 0 {
 		return 0
@@ -299,10 +294,11 @@ func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
 	}
 	e.stats.Records++
 	ts := toTS(c.StartMS)
-	if ts > e.maxTS {
-		e.maxTS = ts
-		if !e.cfg.ExternalWatermark {
-			e.release(sub(ts, e.lateness), out)
+	e.maxTS = max(e.maxTS, ts)
+	if kth := e.latest[0]; ts > kth {
+		e.observe(ts, kth)
+		if !e.cfg.ExternalWatermark && e.latest[0] > kth {
+			e.release(sub(e.latest[0], e.lateness), out)
 		}
 	}
 	if !e.held.put(c, tag, e.quiet) {
@@ -313,6 +309,51 @@ func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
 		e.keys(&r, &k)
 		e.run(&r, &k, e.quiet, out)
 	}
+}
+
+// observe takes the start ts of a record, later than kth (latest[0]),
+// into the starts the watermark follows.
+func (e *Engine) observe(ts, kth uint32) {
+	if kth != 0 && ts-kth > e.lateness {
+		// Far ahead of the stream: held without moving the watermark
+		// until the stream reaches it or enough records confirm it.
+		e.stats.Outliers++
+		e.ahead = append(e.ahead, ts)
+		if len(e.ahead) < cap(e.ahead) {
+			return
+		}
+		for _, a := range e.ahead {
+			e.addLatest(a)
+		}
+		e.ahead = e.ahead[:0]
+		return
+	}
+	e.addLatest(ts)
+	for i := 0; i < len(e.ahead); {
+		if e.ahead[i] <= e.latest[0] {
+			// The stream passed it: it is not among the latest starts,
+			// and it never counted as one.
+			e.ahead[i] = e.ahead[len(e.ahead)-1]
+			e.ahead = e.ahead[:len(e.ahead)-1]
+			continue
+		}
+		i++
+	}
+}
+
+// addLatest puts ts among the latest start times, dropping latest[0];
+// a ts not later than latest[0] is no longer among them.
+func (e *Engine) addLatest(ts uint32) {
+	l := e.latest
+	if ts <= l[0] {
+		return
+	}
+	i := 0
+	for i+1 < len(l) && l[i+1] < ts {
+		l[i] = l[i+1]
+		i++
+	}
+	l[i] = ts
 }
 
 // Advance moves the watermark to wm (Unix ms) when that is later than

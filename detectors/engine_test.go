@@ -276,7 +276,7 @@ func TestBadConfigIsRejected(t *testing.T) {
 	f(detectors.Config{SketchSlots: 1000}, nil, "sketch_slots 1000")
 	r := burstRule()
 	r.Window = 2 * time.Hour
-	f(detectors.Config{}, []detectors.Rule{r}, `rule "burst": window 2h0m0s is not one of the configured windows 5m, 1h, 24h`)
+	f(detectors.Config{}, []detectors.Rule{r}, `rule "burst": window 2h is not one of the configured windows 5m, 1h, 24h`)
 	r = burstRule()
 	r.Levels[1].Severity = schemas.SeverityInfo
 	f(detectors.Config{}, []detectors.Rule{r}, "does not rise")
@@ -354,5 +354,43 @@ func TestArrivalOrderWithinLatenessDoesNotChangeResults(t *testing.T) {
 				t.Errorf("seed %d: %s flagged when shuffled but not in arrival order", seed, k)
 			}
 		}
+	}
+}
+
+func TestCheckRules(t *testing.T) {
+	hourly := burstRule()
+	daily := burstRule()
+	daily.Name, daily.Window = "daily", 24*time.Hour
+	odd := burstRule()
+	odd.Name, odd.Window = "odd", 90*time.Minute
+	short := []detectors.Window{{Size: 5 * time.Minute, Buckets: 5}, {Size: time.Hour, Buckets: 12}}
+	for _, tc := range []struct {
+		name  string
+		cfg   detectors.Config
+		rules []detectors.Rule
+		want  string // "" for no error
+	}{
+		{"default windows", detectors.Config{}, []detectors.Rule{hourly, daily}, ""},
+		{"no rules", detectors.Config{Windows: short}, nil, ""},
+		{"window not in the default set", detectors.Config{}, []detectors.Rule{hourly, odd},
+			`rule "odd": window 90m is not one of the configured windows 5m, 1h, 24h`},
+		{"window dropped from the configuration", detectors.Config{Windows: short}, []detectors.Rule{hourly, daily},
+			`rule "daily": window 24h is not one of the configured windows 5m, 1h`},
+		{"bad configuration first", detectors.Config{Lateness: -time.Second}, []detectors.Rule{odd},
+			"invalid detector config: lateness -1s must be between 0 and 24h"},
+		{"duplicate name", detectors.Config{}, []detectors.Rule{hourly, hourly}, `rule "burst" is defined twice`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.CheckRules(tc.rules)
+			_, engErr := detectors.NewEngine(tc.cfg, tc.rules, nil)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("CheckRules: %v", err)
+			case tc.want != "" && (err == nil || err.Error() != tc.want):
+				t.Fatalf("CheckRules: %v, want %q", err, tc.want)
+			case fmt.Sprint(err) != fmt.Sprint(engErr):
+				t.Fatalf("CheckRules says %v, NewEngine %v", err, engErr)
+			}
+		})
 	}
 }

@@ -52,7 +52,8 @@ type second struct {
 
 // reorder is a calendar queue: the held records by second of start time,
 // and a min-heap of the seconds that hold any. With the engine's own
-// watermark the seconds held span the lateness; with an external one
+// watermark the seconds held span the lateness (and, apart, the seconds
+// of outliers far ahead, see Config.WatermarkQuorum); with an external one
 // (a source engine behind several input partitions) they span however far
 // the fastest input is ahead of the slowest.
 type reorder struct {

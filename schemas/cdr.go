@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Disposition is how a call ended, as the fraud rules see it.
@@ -160,7 +161,9 @@ const (
 )
 
 // Finalize derives what the source left out (talk time, disposition) and
-// validates the record. It returns a *FieldError naming the first bad field.
+// validates the record: times, bounds, and string fields that are at most
+// MaxFieldLen bytes of valid UTF-8. It returns a *FieldError naming the
+// first bad field.
 // It does not allocate.
 func (c *CDR) Finalize() error {
 	if c.Caller == "" {
@@ -196,6 +199,9 @@ func (c *CDR) Finalize() error {
 		{"source_ip", c.SourceIP}, {"imsi", c.IMSI}, {"imei", c.IMEI}, {"cell_id", c.CellID}} {
 		if len(f.v) > MaxFieldLen {
 			return &FieldError{Field: f.name, Problem: "longer than 128 bytes"}
+		}
+		if !utf8.ValidString(f.v) {
+			return &FieldError{Field: f.name, Problem: "invalid UTF-8"}
 		}
 	}
 	switch c.Attestation {

@@ -111,7 +111,7 @@ func setTextField(c *CDR, idx int, v []byte, plan *NumberPlan, loc *time.Locatio
 		}
 		c.Attestation = a
 	default:
-		*stringField(c, idx) = validUTF8(arena, v)
+		*stringField(c, idx) = b2s(v)
 	}
 	return nil
 }

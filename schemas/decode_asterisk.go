@@ -113,9 +113,9 @@ func (d *asteriskDecoder) record(c *CDR, line []byte) error {
 		c.Disposition = disp
 	}
 	if len(f) > astUniqueID {
-		c.CallID = validUTF8(&d.arena, trimSpace(f[astUniqueID]))
+		c.CallID = b2s(trimSpace(f[astUniqueID]))
 	}
-	c.Trunk = validUTF8(&d.arena, channelTrunk(f[astChannel], &d.arena))
+	c.Trunk = b2s(channelTrunk(f[astChannel], &d.arena))
 	return c.Finalize()
 }
 

@@ -56,6 +56,7 @@ func TestAsteriskMalformed(t *testing.T) {
 	checkStream(t, got, []string{"1793610904.31", "1793610905.32", "1793610912.39"}, []wantErr{
 		{2, "asterisk"}, {4, "caller"}, {5, "start_time"}, {6, "start_time"}, {7, "duration_s"},
 		{8, "start_time"}, {9, "disposition"},
+		{11, "trunk"}, {12, "call_id"}, {13, "caller"}, // invalid UTF-8
 	})
 }
 

@@ -28,9 +28,10 @@ func TestCSVTestdata(t *testing.T) {
 
 func TestCSVMalformed(t *testing.T) {
 	got := decodeFile(t, "csv", "testdata/cdrs_malformed.csv", DecodeOptions{})
-	checkStream(t, got, []string{"m-1", "m-3", "m-9", "m-13"}, []wantErr{
+	checkStream(t, got, []string{"m-1", "m-3", "m-9", "m-13", "m-17"}, []wantErr{
 		{3, "csv"}, {5, "caller"}, {6, "start_time"}, {7, "start_time"}, {8, "duration_s"},
 		{9, "csv"}, {12, "cause_code"}, {13, "start_time"},
+		{15, "trunk"}, {16, "caller"}, {17, "call_id"}, // invalid UTF-8
 	})
 }
 

@@ -251,15 +251,16 @@ func firstNonEmpty(s ...string) string {
 
 // fsUnescape URL-decodes a mod_json_cdr variable value that holds an
 // escape. Path unescaping keeps '+' as it is (mod_json_cdr writes '+' as
-// %2B). A value that is not valid URL encoding is kept as it is.
+// %2B). A value that is not valid URL encoding is kept as it is; one that
+// decodes to invalid UTF-8 is returned so, for Finalize to reject.
 func fsUnescape(s fsString) string {
 	if strings.IndexByte(string(s), '%') < 0 {
 		return string(s)
 	}
-	if u, err := url.PathUnescape(string(s)); err == nil && utf8.ValidString(u) {
+	if u, err := url.PathUnescape(string(s)); err == nil {
 		return u
 	}
-	return string(s) // encoding/json made it valid UTF-8
+	return string(s)
 }
 
 // fsEpochMS reads a time from its microsecond epoch us, else its second
@@ -347,8 +348,13 @@ func (f *fsCallflow) UnmarshalJSON(b []byte) error {
 }
 
 // fsString is a variable value: a string, or the text of a number or
-// boolean; null and containers read as "".
+// boolean; null and containers read as "". A string that is not valid
+// UTF-8, or escapes a lone surrogate, reads as fsInvalid (encoding/json
+// would quietly make it U+FFFD), so that Finalize rejects the field.
 type fsString string
+
+// fsInvalid stands for a string that was not valid UTF-8.
+const fsInvalid fsString = "\xff"
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (s *fsString) UnmarshalJSON(b []byte) error {
@@ -358,6 +364,9 @@ func (s *fsString) UnmarshalJSON(b []byte) error {
 			return err
 		}
 		*s = fsString(v)
+		if !validJSONText(b) {
+			*s = fsInvalid
+		}
 		return nil
 	}
 	switch {
@@ -405,4 +414,34 @@ var fsCauseDisposition = map[string]Disposition{
 	"CALL_REJECTED":       Rejected,
 	"USER_NOT_REGISTERED": Failed,
 	"MEDIA_TIMEOUT":       Failed,
+}
+
+// validJSONText reports whether the JSON text b is valid UTF-8 and its \u
+// escapes pair every surrogate.
+func validJSONText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		if b[i+1] != 'u' {
+			i++ // a one-character escape, \\ included
+			continue
+		}
+		r, ok := hex4(b[i+2:])
+		if !ok || !utf16IsSurrogate(r) {
+			i += 5
+			continue
+		}
+		if r >= 0xDC00 || len(b) < i+12 || b[i+6] != '\\' || b[i+7] != 'u' {
+			return false
+		}
+		if r2, ok := hex4(b[i+8:]); !ok || r2 < 0xDC00 || r2 > 0xDFFF {
+			return false
+		}
+		i += 11
+	}
+	return true
 }

@@ -48,8 +48,9 @@ func TestFreeSWITCHTestdata(t *testing.T) {
 func TestFreeSWITCHMalformed(t *testing.T) {
 	got := decodeFile(t, "freeswitch", "testdata/freeswitch_malformed.json", DecodeOptions{})
 	id := func(n string) string { return "7f4de4bc-0a7e-4b5c-9a51-0000000000" + n }
-	checkStream(t, got, []string{id("21"), id("23"), id("28")}, []wantErr{
+	checkStream(t, got, []string{id("21"), id("23"), id("28"), id("43")}, []wantErr{
 		{2, "json"}, {4, "caller"}, {5, "start_time"}, {6, "json"}, {7, "start_time"}, {8, "duration_s"},
+		{10, "caller"}, {11, "trunk"}, {12, "source_ip"}, // invalid UTF-8
 	})
 }
 

@@ -21,6 +21,9 @@ type JSONParser struct {
 
 	arena []byte // unescaped and normalised strings, reset by Parse
 	data  []byte // the object being parsed
+	// badUTF8 is set by str when the string it read holds invalid UTF-8
+	// or a \u escape of a lone surrogate.
+	badUTF8 bool
 }
 
 // maxJSONDepth bounds the nesting of unknown values that Parse skips.
@@ -29,7 +32,9 @@ const maxJSONDepth = 64
 // Parse fills c from data, which must hold exactly one JSON object
 // (surrounding whitespace allowed), and calls c.Finalize. Unknown fields
 // are skipped, null means absent and when a key repeats the last value
-// wins. Errors are *FieldError: the field whose value is wrong, or field
+// wins; a known field's string must be valid UTF-8, with no escaped lone
+// surrogate ("invalid UTF-8"). Errors are *FieldError: the field whose
+// value is wrong, or field
 // "json" for a syntax error, with the byte position in data. After an
 // error c holds what was read so far.
 func (p *JSONParser) Parse(c *CDR, data []byte) error {
@@ -39,6 +44,7 @@ func (p *JSONParser) Parse(c *CDR, data []byte) error {
 	}
 	p.arena = p.arena[:0]
 	p.data = data
+	p.badUTF8 = false
 	err := p.object(c)
 	p.data = nil // do not keep the caller's buffer alive
 	if err != nil {
@@ -81,6 +87,7 @@ func (p *JSONParser) object(c *CDR) error {
 				}
 				idx = fieldIndex(key)
 				p.arena = p.arena[:mark] // an unescaped key is not kept
+				p.badUTF8 = false        // nor checked, like skipped values
 				i = next
 			}
 			var err error
@@ -159,6 +166,9 @@ func (p *JSONParser) field(c *CDR, idx int, i int) (int, error) {
 		s, next, err := p.str(i)
 		if err != nil {
 			return next, err
+		}
+		if p.badUTF8 {
+			return next, &FieldError{Field: cdrFields[idx], Problem: "invalid UTF-8"}
 		}
 		return next, p.stringValue(c, idx, s)
 	case 'n':
@@ -387,7 +397,8 @@ func plainPrefix(b []byte) int {
 
 // str reads the string at data[at] (a '"') and returns it and the
 // position after it. The result aliases p.data when the string has no
-// escape, and p.arena otherwise.
+// escape, and p.arena otherwise. Invalid UTF-8 and escaped lone surrogates
+// set p.badUTF8 (and read as U+FFFD).
 func (p *JSONParser) str(at int) ([]byte, int, error) {
 	data := p.data
 	start := at + 1
@@ -412,10 +423,9 @@ func (p *JSONParser) str(at int) ([]byte, int, error) {
 		case c < 0x20:
 			return nil, i, p.syntaxErrorAt(i)
 		case c >= utf8.RuneSelf:
-			// Invalid UTF-8 becomes U+FFFD, byte by byte, as with
-			// encoding/json.
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
+				p.badUTF8 = true
 				p.arena = utf8.AppendRune(p.arena, utf8.RuneError)
 			} else {
 				p.arena = append(p.arena, data[i:i+size]...)
@@ -457,7 +467,7 @@ func (p *JSONParser) unescape(i int) (int, error) {
 		}
 		n := 6
 		if utf16IsSurrogate(r) {
-			// A pair \uD83D\uDE00; a lone surrogate becomes U+FFFD.
+			// A pair \uD83D\uDE00; a lone surrogate is not UTF-8.
 			r2, ok2 := rune(0), false
 			if r < 0xDC00 && len(data) >= i+12 && data[i+6] == '\\' && data[i+7] == 'u' {
 				r2, ok2 = hex4(data[i+8:])
@@ -467,6 +477,7 @@ func (p *JSONParser) unescape(i int) (int, error) {
 				n = 12
 			} else {
 				r = utf8.RuneError
+				p.badUTF8 = true
 			}
 		}
 		p.arena = utf8.AppendRune(p.arena, r)

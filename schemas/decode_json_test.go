@@ -50,8 +50,10 @@ func TestJSONParseFields(t *testing.T) {
 		nil, CDR{Caller: "+442079460018", Callee: "5559876543", StartMS: start, Disposition: NoAnswer})
 	f("opaque caller kept", `{"caller":"9f86d081884c7d659a2feaa0c55ad015","callee":"anonymous","start_time":1793610904.123}`,
 		ukPlan, CDR{Caller: "9f86d081884c7d659a2feaa0c55ad015", Callee: "anonymous", StartMS: start, Disposition: NoAnswer})
-	f("escapes", `{"call_id":"\"q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00\ud800x","caller":"\u002b1555","callee":"+1666","start_time":"2026-11-02T09:15:04.123Z","trunk":"a\u0000b"}`,
-		nil, CDR{CallID: "\"q\"\\/\b\f\n\r\té😀\uFFFDx", Caller: "+1555", Callee: "+1666", StartMS: start, Disposition: NoAnswer, Trunk: "a\x00b"})
+	f("escapes", `{"call_id":"\"q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00x","caller":"\u002b1555","callee":"+1666","start_time":"2026-11-02T09:15:04.123Z","trunk":"a\u0000b"}`,
+		nil, CDR{CallID: "\"q\"\\/\b\f\n\r\té😀x", Caller: "+1555", Callee: "+1666", StartMS: start, Disposition: NoAnswer, Trunk: "a\x00b"})
+	f("invalid UTF-8 in skipped values and unknown keys", `{"x\ud800":"\udc00ÿ","caller":"+1555","callee":"+1666","start_time":1793610904.123,"y":["\ud800"]}`,
+		nil, CDR{Caller: "+1555", Callee: "+1666", StartMS: start, Disposition: NoAnswer})
 	f("escaped keys", `{"\u0063aller":"+1555","call\u0065e":"+1666","start_time":1793610904.123}`,
 		nil, CDR{Caller: "+1555", Callee: "+1666", StartMS: start, Disposition: NoAnswer})
 	f("unknown fields skipped", `{"x":{"a":[1,-2.5e3,{"b":null,"c":[true,false,"}]\"{"]}],"d":{}},"caller":"+1555","y":[],"callee":"+1666","z":"\u1234","start_time":1793610904.123}`,
@@ -123,6 +125,16 @@ func TestJSONParseErrors(t *testing.T) {
 	f(`{`+ok+`,"attestation":"D"}`, "attestation", "not A, B or C")
 	f(`{`+ok+`,"attestation":"AB"}`, "attestation", "not A, B or C")
 	f(`{`+ok+`,"imsi":"`+strings.Repeat("1", 129)+`"}`, "imsi", "longer than 128")
+	f(`{`+ok+`,"trunk":"a`+"\xff"+`b"}`, "trunk", "invalid UTF-8")
+	f(`{`+ok+`,"trunk":"a\u00e9`+"\xc3"+`"}`, "trunk", "invalid UTF-8")
+	f(`{`+ok+`,"source_ip":"`+"\xed\xa0\x80"+`"}`, "source_ip", "invalid UTF-8") // an encoded surrogate
+	f(`{`+ok+`,"call_id":"\ud800"}`, "call_id", "invalid UTF-8")
+	f(`{`+ok+`,"call_id":"\udc00\ud800"}`, "call_id", "invalid UTF-8")
+	f(`{`+ok+`,"call_id":"\ud83dx"}`, "call_id", "invalid UTF-8")
+	f(`{`+ok+`,"call_id":"\ud83d\u0041"}`, "call_id", "invalid UTF-8")
+	f(`{"caller":"+1555`+"\xff"+`","callee":"+1666","start_time":"2026-11-02T09:15:04Z"}`, "caller", "invalid UTF-8")
+	f(`{"caller":"+1555","callee":"\ud800+1666","start_time":"2026-11-02T09:15:04Z"}`, "callee", "invalid UTF-8")
+	f(`{`+ok+`,"disposition":"`+"\xff"+`"}`, "disposition", "invalid UTF-8")
 }
 
 // TestJSONLTestdata checks what a fraud analyst looks at in the sample
@@ -160,10 +172,11 @@ func TestJSONLTestdata(t *testing.T) {
 
 func TestJSONLMalformed(t *testing.T) {
 	got := decodeFile(t, "jsonl", "testdata/cdrs_malformed.jsonl", DecodeOptions{})
-	checkStream(t, got, []string{"m-1", "m-3", "m-10", "m-19"}, []wantErr{
+	checkStream(t, got, []string{"m-1", "m-3", "m-10", "m-19", "m-22"}, []wantErr{
 		{2, "json"}, {4, "caller"}, {5, "start_time"}, {6, "start_time"}, {7, "start_time"},
 		{8, "duration_s"}, {11, "disposition"}, {12, "end_time"}, {13, "cause_code"}, {14, "caller"},
 		{15, "start_time"}, {16, "attestation"}, {17, "json"}, {18, "start_time"},
+		{20, "trunk"}, {21, "call_id"}, {23, "imei"}, {24, "caller"}, // invalid UTF-8
 	})
 	// Offsets point at the start of the bad line.
 	data, err := os.ReadFile("testdata/cdrs_malformed.jsonl")

@@ -44,7 +44,10 @@ var Formats = []string{"jsonl", "csv", "asterisk", "freeswitch"}
 // NewDecoder returns a decoder of format (one of Formats, any case)
 // reading r. Caller and callee are normalised with opts.Plan; every record
 // goes through CDR.Finalize, whose *FieldError becomes the record's
-// *RecordError. Decoded strings are valid UTF-8 (bad bytes read as U+FFFD).
+// *RecordError. A string field that is not valid UTF-8 (in JSON, also a
+// \u escape of a lone UTF-16 surrogate) makes the record a *RecordError
+// whose *FieldError names the field, with Problem "invalid UTF-8"; decoded
+// strings are therefore always valid UTF-8.
 //
 //   - "jsonl": canonical CDRs (cdr.schema.json), one JSON object per line,
 //     read by JSONParser; blank lines are skipped. RecordError.Line is the

@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"unicode/utf8"
 	"unsafe"
 )
 
@@ -140,7 +139,7 @@ func normalizeNumber(plan *NumberPlan, arena *[]byte, raw []byte) string {
 	out, isNumber := plan.AppendNormalized(*arena, raw)
 	if !isNumber || string(out[start:]) == b2s(raw) {
 		*arena = out[:start]
-		return validUTF8(arena, raw)
+		return b2s(raw)
 	}
 	*arena = out
 	return b2s(out[start:])
@@ -155,24 +154,4 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-// validUTF8 returns b as a string. When b is not valid UTF-8 each bad byte
-// becomes U+FFFD, as encoding/json reads it, in a copy appended to *arena:
-// decoded strings are always valid UTF-8, so that they encode unchanged.
-func validUTF8(arena *[]byte, b []byte) string {
-	if utf8.Valid(b) {
-		return b2s(b)
-	}
-	mark := len(*arena)
-	for len(b) > 0 {
-		r, size := utf8.DecodeRune(b)
-		if r == utf8.RuneError && size == 1 {
-			*arena = utf8.AppendRune(*arena, utf8.RuneError)
-		} else {
-			*arena = append(*arena, b[:size]...)
-		}
-		b = b[size:]
-	}
-	return b2s((*arena)[mark:])
 }

@@ -40,6 +40,9 @@ func checkInvariants(t testing.TB, c *CDR) {
 		if len(s) > MaxFieldLen {
 			t.Fatalf("field longer than %d bytes: %+v", MaxFieldLen, c)
 		}
+		if !utf8.ValidString(s) {
+			t.Fatalf("field %q is not valid UTF-8: %+v", s, c)
+		}
 	}
 }
 
@@ -116,6 +119,7 @@ func addFileSeeds(f *testing.F, paths ...string) {
 func FuzzJSONParse(f *testing.F) {
 	addFileSeeds(f, "testdata/cdrs.jsonl", "testdata/cdrs_malformed.jsonl")
 	f.Add([]byte(`{"caller":"\ud83d\ude00","callee":"+1","start_time":1e9,"x":[{"a":[]}]}`))
+	f.Add([]byte(`{"caller":"+1","callee":"+2","start_time":1e9,"trunk":"\ud800","imei":"` + "\xff\xc3" + `"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := JSONParser{Plan: ukPlan}
 		var c CDR
@@ -132,7 +136,8 @@ func FuzzJSONParse(f *testing.F) {
 			t.Fatalf("accepted invalid JSON")
 		}
 		// Strings kept as given must read as encoding/json reads them
-		// (escapes, surrogates, invalid UTF-8).
+		// (escapes, surrogate pairs); invalid UTF-8 and lone surrogates,
+		// which encoding/json reads as U+FFFD, are rejected.
 		var m map[string]any
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Fatalf("encoding/json: %v", err)

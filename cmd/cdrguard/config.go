@@ -61,15 +61,16 @@ type windowConfig struct {
 }
 
 type detectConfig struct {
-	Rules       string         `yaml:"rules"`
-	Lateness    time.Duration  `yaml:"lateness"`
-	ShortCallS  int            `yaml:"short_call_s"`
-	Windows     []windowConfig `yaml:"windows"`
-	DetailCalls int            `yaml:"detail_calls"`
-	ExactPeers  int            `yaml:"exact_peers"`
-	CallerFloor int            `yaml:"caller_floor"`
-	IdleRelease time.Duration  `yaml:"idle_release"`
-	Rebuild     bool           `yaml:"rebuild"`
+	Rules           string         `yaml:"rules"`
+	Lateness        time.Duration  `yaml:"lateness"`
+	ShortCallS      int            `yaml:"short_call_s"`
+	Windows         []windowConfig `yaml:"windows"`
+	DetailCalls     int            `yaml:"detail_calls"`
+	ExactPeers      int            `yaml:"exact_peers"`
+	CallerFloor     int            `yaml:"caller_floor"`
+	WatermarkQuorum int            `yaml:"watermark_quorum"`
+	IdleRelease     time.Duration  `yaml:"idle_release"`
+	Rebuild         bool           `yaml:"rebuild"`
 }
 
 type clickhouseConfig struct {
@@ -229,11 +230,12 @@ func isDigits(s string) bool {
 // detectorConfig maps the detect section to the engine's configuration.
 func (c *runConfig) detectorConfig() detectors.Config {
 	dc := detectors.Config{
-		Lateness:    c.Detect.Lateness,
-		ShortCallS:  c.Detect.ShortCallS,
-		DetailCalls: c.Detect.DetailCalls,
-		ExactPeers:  c.Detect.ExactPeers,
-		CallerFloor: c.Detect.CallerFloor,
+		Lateness:        c.Detect.Lateness,
+		ShortCallS:      c.Detect.ShortCallS,
+		DetailCalls:     c.Detect.DetailCalls,
+		ExactPeers:      c.Detect.ExactPeers,
+		CallerFloor:     c.Detect.CallerFloor,
+		WatermarkQuorum: c.Detect.WatermarkQuorum,
 	}
 	for _, w := range c.Detect.Windows {
 		dc.Windows = append(dc.Windows, detectors.Window{Size: w.Size, Buckets: w.Buckets})

@@ -173,7 +173,9 @@ func TestReplayCountsRejectsAndGoesOn(t *testing.T) {
 	in := filepath.Join(dir, "mixed.jsonl")
 	good := `{"caller":"+15550100001","callee":"+15550100002","start_time":"2026-11-02T09:00:00Z","disposition":"answered","duration_s":30}`
 	lines := []string{good, `{"caller":"+15550100001",`, `{"callee":"+15550100002","start_time":"2026-11-02T09:00:00Z"}`,
-		`{"caller":"+15550100001","callee":"+15550100002","start_time":"9999-01-01T00:00:00Z"}`, good}
+		`{"caller":"+15550100001","callee":"+15550100002","start_time":"9999-01-01T00:00:00Z"}`,
+		`{"caller":"+15550100001","callee":"+15550100002","start_time":"2026-11-02T09:00:00Z","trunk":"t-` + "\xff" + `"}`,
+		`{"caller":"+15550100001","callee":"+15550100002","start_time":"2026-11-02T09:00:00Z","trunk":"\ud800"}`, good}
 	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,8 @@ func TestReplayCountsRejectsAndGoesOn(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("replay exited %d: %s", code, stderr)
 	}
-	for _, want := range []string{"records read:   5 (3 rejected)", "malformed JSON", "field caller: missing", "field start_time", "line 3"} {
+	for _, want := range []string{"records read:   7 (5 rejected)", "malformed JSON", "field caller: missing", "field start_time", "line 3",
+		"      2  field trunk: invalid UTF-8"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stderr)
 		}

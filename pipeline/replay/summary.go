@@ -23,6 +23,9 @@ func (r *Replayer) WriteSummary(w io.Writer, took time.Duration, top int) {
 	if st.Late > 0 {
 		fmt.Fprintf(w, "late records:   %d (start more than the allowed lateness behind the latest start)\n", st.Late)
 	}
+	if st.Outliers > 0 {
+		fmt.Fprintf(w, "outliers:       %d (start more than the allowed lateness ahead of the stream; held)\n", st.Outliers)
+	}
 	if len(r.rejects) > 0 {
 		fmt.Fprintf(w, "rejected by reason:\n")
 		reasons := make([]string, 0, len(r.rejects))

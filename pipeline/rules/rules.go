@@ -29,6 +29,7 @@ import (
 // engine takes its own copy of the rules with Rules.
 type Set struct {
 	rules []detectors.Rule
+	lines []int // the line of each rule in the file
 	// Allowlist exempts known legitimate bulk callers and sources.
 	Allowlist *detectors.Allowlist
 	// Source is where the set came from (a path), for messages.
@@ -126,8 +127,27 @@ func Parse(data []byte, source string) (*Set, error) {
 			return nil, fail("%s: %v", where, err)
 		}
 		set.rules = append(set.rules, dr)
+		set.lines = append(set.lines, node.Line)
 	}
 	return set, nil
+}
+
+// Check reports whether the set's rules can run with the detector
+// configuration cfg, as detectors.Config.CheckRules does, before any
+// engine is built: a rule whose window cfg does not define fails with the
+// file and the rule's line, "rules file deploy/rules.yaml: line 12: rule
+// "burst": window 2h is not one of the configured windows 5m, 1h, 24h".
+// An invalid cfg fails on its own, without naming the file.
+func (s *Set) Check(cfg detectors.Config) error {
+	if err := cfg.CheckRules(nil); err != nil {
+		return err
+	}
+	for i := range s.rules {
+		if err := cfg.CheckRules(s.rules[i : i+1]); err != nil {
+			return fmt.Errorf("rules file %s: line %d: %w", s.Source, s.lines[i], err)
+		}
+	}
+	return nil
 }
 
 // Rules returns the rules for one engine. Compiled conditions carry their

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
@@ -104,4 +105,45 @@ func TestBadRulesFiles(t *testing.T) {
 	f("rules:\n  - name: a\n    key: caller\n    window: 1h\n    when: calls >= 10\n    severity: warning\n", "missing cooldown")
 	f("rules:\n  - name: a\n"+ok+"    escalate:\n      - when: calls >= 50\n        severity: info\n", "escalate[0]: severity info must be higher than warning")
 	f("allowlist:\n  numbers: [\"hello\"]\nrules:\n  - name: a\n"+ok, `allowlist: "hello" is not an E.164 number`)
+}
+
+func TestCheckNamesFileRuleAndWindows(t *testing.T) {
+	set, err := Parse([]byte(`
+rules:
+  - name: hourly
+    key: caller
+    window: 1h
+    when: calls >= 10
+    severity: warning
+    cooldown: 1h
+  - name: daily
+    key: trunk
+    window: 24h
+    when: calls >= 1000
+    severity: warning
+    cooldown: 6h
+`), "carrier.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := []detectors.Window{{Size: 5 * time.Minute, Buckets: 5}, {Size: time.Hour, Buckets: 12}}
+	for _, tc := range []struct {
+		name string
+		cfg  detectors.Config
+		want string // "" for no error
+	}{
+		{"default windows", detectors.Config{}, ""},
+		{"sources only: kinds are not checked", detectors.Config{Kinds: []schemas.SubjectKind{schemas.SubjectTrunk}}, ""},
+		{"window not configured", detectors.Config{Windows: short},
+			`rules file carrier.yaml: line 9: rule "daily": window 24h is not one of the configured windows 5m, 1h`},
+		{"bad configuration is not the file's fault", detectors.Config{Windows: short, CallerFloor: -1},
+			"invalid detector config: caller_floor -1 must be at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := set.Check(tc.cfg)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || err.Error() != tc.want) {
+				t.Fatalf("Check: %v, want %q", err, tc.want)
+			}
+		})
+	}
 }
