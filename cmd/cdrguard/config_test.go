@@ -86,3 +86,30 @@ func TestRunRefusesBadConfigBeforeConnecting(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+// A rule naming a window the configuration does not define stops run at
+// start, before anything connects (the broker here does not exist), with
+// the file, the rule and the window in the message.
+func TestRunRefusesRuleWithUnknownWindow(t *testing.T) {
+	rulesPath := filepath.Join(t.TempDir(), "carrier.yaml")
+	if err := os.WriteFile(rulesPath, []byte(`rules:
+  - name: daily_burst
+    key: caller
+    window: 24h
+    when: calls >= 100
+    severity: warning
+    action: alert
+    cooldown: 6h
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "kafka:\n  brokers: [\"127.0.0.1:1\"]\ndetect:\n  rules: "+rulesPath+"\n  windows: [{size: 5m, buckets: 10}, {size: 1h, buckets: 12}]\n")
+	start := time.Now()
+	code, _, stderr := cli(t, "run", "--config", cfg)
+	if code != 1 || !strings.Contains(stderr, "carrier.yaml") || !strings.Contains(stderr, `"daily_burst"`) || !strings.Contains(stderr, "24h") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v to refuse the rules: it must not wait for the broker", took)
+	}
+}

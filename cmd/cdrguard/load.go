@@ -92,6 +92,9 @@ func loadRules(cfg runConfig) (*rules.Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := set.Check(cfg.detectorConfig()); err != nil {
+		return nil, err
+	}
 	return set, nil
 }
 
