@@ -312,7 +312,15 @@ func TestStreamToClickHouseSurvivesCrashAndOutage(t *testing.T) {
 		killedAt := kafkatest.Committed(t, kc, g1, topic)
 		before := len(kafkatest.ReadAll(t, kc, a1))
 		t.Logf("killed with %d of %d records committed and %d alerts published", killedAt, total, before)
+		restarted := time.Now()
 		second := child(t, cfg)
+		for deadline := time.Now().Add(2 * time.Minute); len(kafkatest.ReadAll(t, kc, a1)) <= before; {
+			if time.Now().After(deadline) {
+				t.Fatal("no new alert within two minutes of the restart")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Logf("alerts resumed %v after the restart (session timeout 6s)", time.Since(restarted).Round(100*time.Millisecond))
 		kafkatest.WaitCaughtUp(t, kc, g1, 5*time.Minute, topic, topic+".sources")
 		waitLoaded(t, kc, g1, topic, a1, false)
 		stopChild(t, second)
