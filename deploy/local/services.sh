@@ -13,7 +13,10 @@
 #
 # Environment knobs (defaults in brackets):
 #   CDRGUARD_SCRATCH       scratch dir for data, logs, pid files, configs [/tmp/cdrguard-services]
-#   SERVICES               which services to act on ["kafka clickhouse"]
+#   SERVICES               which services to act on ["kafka clickhouse chdb"]
+#                          (chdb: no server, a venv with chdb-core, an in-process
+#                          modern ClickHouse the tests run modern DDL and queries on)
+#   CHDB_VERSION           chdb-core version from PyPI [26.9.0]
 #   KAFKA_VERSION          org.apache.kafka:kafka_2.13 version from Maven Central [4.1.1]
 #   KAFKA_HOST             listen address [127.0.0.1]
 #   KAFKA_PORT             PLAINTEXT (client) port [9092]
@@ -42,7 +45,7 @@ trap 'printf "[services] ERROR: command failed (exit %s) at line %s: %s\n" "$?" 
 # ----------------------------------------------------------------------------
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SCRATCH="${CDRGUARD_SCRATCH:-/tmp/cdrguard-services}"
-SERVICES="${SERVICES:-kafka clickhouse}"
+SERVICES="${SERVICES:-kafka clickhouse chdb}"
 READY_TIMEOUT="${READY_TIMEOUT:-180}"
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
@@ -754,17 +757,48 @@ ch_status() {
 }
 
 # ----------------------------------------------------------------------------
+# chdb: ClickHouse 26.x embedded in Python (PyPI chdb-core), in a venv
+# ----------------------------------------------------------------------------
+CHDB_VERSION="${CHDB_VERSION:-26.9.0}"
+CHDB_VENV="$SCRATCH/chdb-venv"
+chdb_ok() { "$CHDB_VENV/bin/python" -c 'import chdb' >/dev/null 2>&1 &&
+            [[ "$(cat "$CHDB_VENV/.chdb-version" 2>/dev/null)" == "$CHDB_VERSION" ]]; }
+chdb_up() {
+  if chdb_ok; then log "chdb: chdb-core $CHDB_VERSION already installed in $CHDB_VENV"; return 0; fi
+  local t0; t0=$(now_ms)
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  if [[ ! -x "$CHDB_VENV/bin/pip" ]]; then
+    rm -rf "$CHDB_VENV"
+    python3 -m venv "$CHDB_VENV" >>"$SCRATCH/chdb-install.log" 2>&1 || {
+      apt_install python3-venv
+      python3 -m venv "$CHDB_VENV" >>"$SCRATCH/chdb-install.log" 2>&1 || die "chdb: cannot create a venv in $CHDB_VENV (see $SCRATCH/chdb-install.log)"
+    }
+  fi
+  log "chdb: installing chdb-core $CHDB_VERSION from PyPI into $CHDB_VENV"
+  "$CHDB_VENV/bin/pip" install -q "chdb-core==$CHDB_VERSION" >>"$SCRATCH/chdb-install.log" 2>&1 ||
+    die "chdb: pip install chdb-core==$CHDB_VERSION failed (see $SCRATCH/chdb-install.log)"
+  echo "$CHDB_VERSION" > "$CHDB_VENV/.chdb-version"
+  chdb_ok || die "chdb: chdb-core installed but 'import chdb' fails"
+  log "chdb: ready after $(since "$t0")"
+}
+chdb_status() {
+  if chdb_ok; then echo "chdb:       installed chdb-core $CHDB_VERSION  $CHDB_VENV/bin/python"
+  else echo "chdb:       not installed"; return 1; fi
+}
+
+# ----------------------------------------------------------------------------
 # Commands
 # ----------------------------------------------------------------------------
 cmd_up() {
   local s
   for s in $SERVICES; do
-    case $s in kafka|clickhouse) ;; *) die "unknown service '$s' in SERVICES (known: kafka clickhouse)";; esac
+    case $s in kafka|clickhouse|chdb) ;; *) die "unknown service '$s' in SERVICES (known: kafka clickhouse chdb)";; esac
   done
   mkdir -p "$SCRATCH"
   # ClickHouse first: it is quick, and Kafka's readiness wait dominates.
   if wants clickhouse; then ch_up; fi
   if wants kafka; then kafka_up; fi
+  if wants chdb; then chdb_up; fi
 }
 
 cmd_down() {
@@ -777,6 +811,7 @@ cmd_down() {
   if (( purge )); then
     if wants kafka; then log "kafka: deleting $KAFKA_DIR"; rm -rf "$KAFKA_DIR"; fi
     if wants clickhouse; then log "clickhouse: deleting $CH_DIR"; rm -rf "$CH_DIR"; fi
+    if wants chdb; then log "chdb: deleting $CHDB_VENV"; rm -rf "$CHDB_VENV"; fi
     rmdir "$SCRATCH" 2>/dev/null || true
   fi
 }
@@ -785,6 +820,7 @@ cmd_status() {
   local rc=0
   if wants kafka; then kafka_status || rc=1; fi
   if wants clickhouse; then ch_status || rc=1; fi
+  if wants chdb; then chdb_status || rc=1; fi
   echo "scratch:    $SCRATCH"
   return $rc
 }
@@ -810,6 +846,7 @@ export KAFKA_SASL_USER=$KAFKA_SASL_USER
 export KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD
 export CLICKHOUSE_ADDR=$CLICKHOUSE_HOST:$CLICKHOUSE_TCP_PORT
 export CLICKHOUSE_HTTP=http://$CLICKHOUSE_HOST:$CLICKHOUSE_HTTP_PORT
+export CDRGUARD_CHDB_PYTHON=$CHDB_VENV/bin/python
 EOF
 }
 
