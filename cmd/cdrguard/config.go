@@ -98,6 +98,8 @@ type clickhouseConfig struct {
 
 type metricsConfig struct {
 	Listen string `yaml:"listen"`
+	// PprofListen serves the Go profiler; empty (the default) for none.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 type logConfig struct {

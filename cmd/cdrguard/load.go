@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
+	"github.com/cdrguard/cdrguard/pipeline/health"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/loader"
 	"github.com/cdrguard/cdrguard/pipeline/rules"
@@ -55,19 +56,18 @@ func runLoad(ctx context.Context, args []string, _, stderr io.Writer) error {
 	defer kc.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if cfg.Metrics.Listen != "" {
-		stop, err := serveMetrics(cfg.Metrics.Listen, reg, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	probes := health.NewRegistry()
+	stop, err := serveAdmin(cfg.Metrics, reg, probes, log)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	log.Info("cdrguard load", zap.String("version", version), zap.String("group", cfg.loaderGroup()))
-	return runLoader(ctx, cfg, kc, set, reg, log)
+	return runLoader(ctx, cfg, kc, set, reg, probes, log)
 }
 
 // runLoader runs the ClickHouse loader until ctx ends.
-func runLoader(ctx context.Context, cfg runConfig, kc *kafkaio.Client, set *rules.Set, reg prometheus.Registerer, log *zap.Logger) error {
+func runLoader(ctx context.Context, cfg runConfig, kc *kafkaio.Client, set *rules.Set, reg prometheus.Registerer, probes *health.Registry, log *zap.Logger) error {
 	if _, err := chOptions(cfg.ClickHouse); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
@@ -78,7 +78,7 @@ func runLoader(ctx context.Context, cfg runConfig, kc *kafkaio.Client, set *rule
 		StoreCDRs: cfg.ClickHouse.StoreCDRs, Plan: cfg.numberPlan(),
 		MaxRecordBytes: cfg.Input.MaxRecordBytes, MaxFuture: cfg.Input.MaxFuture,
 		SessionTimeout: cfg.Kafka.SessionTimeout, RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
-		ShutdownTimeout: cfg.ShutdownTimeout, Log: log, Metrics: loader.NewMetrics(reg),
+		ShutdownTimeout: cfg.ShutdownTimeout, Log: log, Metrics: loader.NewMetrics(reg), Health: probes,
 		Open: func(ctx context.Context) (loader.Store, func(), error) {
 			return openClickHouse(ctx, cfg, set, reg, log)
 		},

@@ -6,18 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/cdrguard/cdrguard/pipeline/health"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/stream"
 )
@@ -100,13 +97,12 @@ func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := stream.NewMetrics(reg)
-	if cfg.Metrics.Listen != "" {
-		stop, err := serveMetrics(cfg.Metrics.Listen, reg, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	probes := health.NewRegistry()
+	stop, err := serveAdmin(cfg.Metrics, reg, probes, log)
+	if err != nil {
+		return err
 	}
+	defer stop()
 
 	sc := stream.Config{
 		Kafka: kc, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group,
@@ -118,7 +114,7 @@ func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 		MaxRecordBytes: cfg.Input.MaxRecordBytes, MaxFuture: cfg.Input.MaxFuture,
 		IdleRelease: cfg.Detect.IdleRelease, NoRebuild: !cfg.Detect.Rebuild,
 		SessionTimeout: cfg.Kafka.SessionTimeout, RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
-		ShutdownTimeout: cfg.ShutdownTimeout, Log: log, Metrics: metrics,
+		ShutdownTimeout: cfg.ShutdownTimeout, Log: log, Metrics: metrics, Health: probes,
 	}
 	if sc.IdleRelease == 0 {
 		sc.IdleRelease = -1 // 0 in the file means never
@@ -137,7 +133,7 @@ func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 	defer cancel()
 	loadErr := make(chan error, 1)
 	go func() {
-		err := runLoader(ctx, cfg, kc, set, reg, log)
+		err := runLoader(ctx, cfg, kc, set, reg, probes, log)
 		if err != nil {
 			cancel()
 		}
@@ -160,27 +156,4 @@ func newLogger(c logConfig, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
-}
-
-// serveMetrics serves /metrics and /healthz; the returned func stops it.
-func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", zap.Error(err))
-		}
-	}()
-	log.Info("metrics", zap.String("listen", ln.Addr().String()))
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
 }

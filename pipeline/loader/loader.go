@@ -31,6 +31,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/cdrguard/cdrguard/pipeline/health"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/rows"
 	"github.com/cdrguard/cdrguard/schemas"
@@ -74,11 +75,50 @@ type Config struct {
 	SessionTimeout, RebalanceTimeout time.Duration
 	// ShutdownTimeout bounds the last writes when ctx ends. Default 30s.
 	ShutdownTimeout time.Duration
-	// Log and Metrics (Metrics may be nil).
+	// Log and Metrics (Metrics may be nil); Health receives the
+	// "clickhouse" readiness check (may be nil).
 	Log     *zap.Logger
 	Metrics *Metrics
+	Health  *health.Registry
 	// Now is the wall clock (for MaxFuture). Default time.Now.
 	Now func() time.Time
+
+	state *storeState
+}
+
+// storeState is what the readiness check reads of the store.
+type storeState struct {
+	mu           sync.Mutex
+	open         bool
+	lastErr      error
+	failingSince time.Time
+}
+
+func (s *storeState) set(open bool, err error, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open = s.open || open
+	s.lastErr = err
+	switch {
+	case err == nil:
+		s.failingSince = time.Time{}
+	case s.failingSince.IsZero():
+		s.failingSince = now
+	}
+}
+
+func (s *storeState) check() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !s.open && s.lastErr != nil:
+		return fmt.Errorf("not connected: %w", s.lastErr)
+	case !s.open:
+		return errors.New("connecting")
+	case s.lastErr != nil:
+		return fmt.Errorf("writes failing since %s: %w", s.failingSince.UTC().Format(time.RFC3339), s.lastErr)
+	}
+	return nil
 }
 
 func (c *Config) defaults() {
@@ -165,6 +205,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	cfg.state = &storeState{}
+	cfg.Health.Add("clickhouse", cfg.state.check)
 	store, closeStore, err := open(ctx, &cfg)
 	if err != nil {
 		return nil // ctx ended before the store could be opened
@@ -219,6 +261,7 @@ func open(ctx context.Context, cfg *Config) (Store, func(), error) {
 	}
 	o, err := backoff.Retry(ctx, func() (opened, error) {
 		s, c, err := cfg.Open(ctx)
+		cfg.state.set(err == nil, err, cfg.Now())
 		if err != nil {
 			cfg.Metrics.Opens.WithLabelValues("failed").Inc()
 			return opened{}, err
@@ -423,7 +466,11 @@ func (p *partition) write(ctx context.Context) error {
 			continue
 		}
 		_, err := backoff.Retry(ctx, func() (struct{}, error) {
-			return struct{}{}, p.store.Write(ctx, part, b)
+			err := p.store.Write(ctx, part, b)
+			if ctx.Err() == nil {
+				p.cfg.state.set(true, err, p.cfg.Now())
+			}
+			return struct{}{}, err
 		}, backoff.WithBackOff(eb), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, d time.Duration) {
 			p.log.Warn("row store write failed; retrying", zap.Int("rows", b.Len()), zap.Duration("in", d), zap.Error(err))
 		}))

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cdrguard/cdrguard/detectors"
+	"github.com/cdrguard/cdrguard/pipeline/health"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/rules"
 	"github.com/cdrguard/cdrguard/schemas"
@@ -76,6 +77,9 @@ type Config struct {
 	// writes nothing more; its partitions restart from their committed
 	// offsets.)
 	ShutdownTimeout time.Duration
+	// Health receives the job's readiness checks (may be nil): the group
+	// joined, outputs writable, rebuilds finished.
+	Health *health.Registry
 	// Log receives the job's events; Metrics its figures (may be nil).
 	Log     *zap.Logger
 	Metrics *Metrics

@@ -181,6 +181,11 @@ func (w *worker) writeMessages(ctx context.Context, b *batch) error {
 		}
 		start := w.j.cfg.Now()
 		err := w.j.producer.WriteMessages(ctx, b.msgs...)
+		if err != nil && ctx.Err() == nil {
+			w.j.status.failingSince.CompareAndSwap(0, w.j.cfg.Now().UnixNano())
+		} else if err == nil {
+			w.j.status.failingSince.Store(0)
+		}
 		var we kafka.WriteErrors
 		if errors.As(err, &we) && len(we) == len(b.msgs) {
 			failed := b.msgs[:0:0]

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/cdrguard/cdrguard/detectors"
+	"github.com/cdrguard/cdrguard/pipeline/health"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/schemas"
 )
@@ -38,6 +40,40 @@ type job struct {
 	// before (read-only while workers run).
 	published map[string]bool
 	wg        sync.WaitGroup
+	status    status
+}
+
+// status is what the readiness checks read.
+type status struct {
+	// generation is the running generation's ID and partitions, 0 between
+	// generations.
+	generation, partitions atomic.Int32
+	// rebuilding counts workers still replaying quietly.
+	rebuilding atomic.Int32
+	// failingSince is when output writes started failing (Unix ns), 0
+	// while they succeed.
+	failingSince atomic.Int64
+}
+
+func (j *job) registerChecks(h *health.Registry) {
+	h.Add("kafka group", func() error {
+		if j.status.generation.Load() == 0 {
+			return fmt.Errorf("not in a generation of group %s (joining or rebalancing)", j.cfg.Group)
+		}
+		return nil
+	})
+	h.Add("kafka outputs", func() error {
+		if since := j.status.failingSince.Load(); since != 0 {
+			return fmt.Errorf("writes failing since %s", time.Unix(0, since).UTC().Format(time.RFC3339))
+		}
+		return nil
+	})
+	h.Add("rebuild", func() error {
+		if n := j.status.rebuilding.Load(); n > 0 {
+			return fmt.Errorf("%d partitions still rebuilding their windows", n)
+		}
+		return nil
+	})
 }
 
 // Run runs the streaming job until ctx ends, then stops fetching, makes
@@ -49,6 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	j := &job{cfg: cfg, broker: kafkaBroker{cfg.Kafka}, producer: cfg.Producer,
 		states: map[topicPartition]*partitionState{}, published: map[string]bool{}}
+	j.registerChecks(cfg.Health)
 	if err := j.topics(ctx); err != nil {
 		return err
 	}
@@ -190,6 +227,9 @@ func (j *job) launch(ctx context.Context, gen *kafka.Generation, starts []start)
 	j.wg.Add(1)
 	gen.Start(func(genCtx context.Context) {
 		defer j.wg.Done()
+		j.status.generation.Store(max(gen.ID, 1))
+		j.status.partitions.Store(int32(len(starts)))
+		defer j.status.generation.Store(0)
 		// A worker that fails ends the generation for all: the group
 		// rejoins and the partitions restart from their committed offsets.
 		wctx, cancel := context.WithCancel(context.Background())
@@ -223,6 +263,7 @@ func (j *job) forget(st *partitionState) {
 	key := topicPartition{st.topic, st.partition}
 	if j.states[key] == st {
 		delete(j.states, key)
+		j.cfg.Metrics.removePartition(st.topic, st.partition)
 	}
 }
 

@@ -115,3 +115,20 @@ func (m *Metrics) commitLatency(d time.Duration) {
 		m.CommitLatency.Observe(d.Seconds())
 	}
 }
+
+// removePartition deletes a partition's series, once this member no
+// longer owns it, so dashboards do not show a revoked partition's last
+// figures as current.
+func (m *Metrics) removePartition(topic string, p int) {
+	if m == nil {
+		return
+	}
+	ps := strconv.Itoa(p)
+	for _, outcome := range []string{"processed", "dead_letter", "rebuild", "duplicate"} {
+		m.Records.DeleteLabelValues(topic, ps, outcome)
+	}
+	for _, g := range []*prometheus.GaugeVec{m.Lag, m.Committed, m.Held, m.Watermark} {
+		g.DeleteLabelValues(topic, ps)
+	}
+	m.Fenced.DeleteLabelValues(topic, ps)
+}

@@ -97,6 +97,7 @@ func (j *job) prepare(ctx context.Context, assignments map[string][]kafka.Partit
 	for key := range j.states {
 		if !assigned[key] {
 			delete(j.states, key)
+			j.cfg.Metrics.removePartition(key.topic, key.partition)
 		}
 	}
 	for key, st := range fresh {

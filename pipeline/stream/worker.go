@@ -62,6 +62,8 @@ type worker struct {
 	// closedCommit is the commit candidate of the last closed batch (the
 	// worker's); durable the committable offset (the write loop's).
 	closedCommit, durable int64
+	// rebuilding is set while the worker replays quietly.
+	rebuilding bool
 	// clean is set when the worker ends with every output of the records
 	// it took durable: only then may a later generation keep its state.
 	clean bool
@@ -145,6 +147,13 @@ func (w *worker) consume(ctx context.Context) error {
 	if from < w.start {
 		w.log.Info("rebuilding windows", zap.Int64("from", from), zap.Int64("to", w.start))
 		w.j.cfg.Metrics.rebuilds(w.st.topic)
+		w.rebuilding = true
+		w.j.status.rebuilding.Add(1)
+		defer func() {
+			if w.rebuilding {
+				w.j.status.rebuilding.Add(-1)
+			}
+		}()
 	}
 	r, err := w.j.broker.Reader(w.st.topic, w.st.partition, from, w.j.maxFetchBytes())
 	if err != nil {
@@ -216,6 +225,10 @@ func (w *worker) quiet(offset int64) bool { return offset < w.start }
 func (w *worker) handle(m *kafka.Message) {
 	quiet := w.quiet(m.Offset)
 	w.st.next = m.Offset + 1
+	if w.rebuilding && w.st.next >= w.start {
+		w.rebuilding = false // the rebuild's last record
+		w.j.status.rebuilding.Add(-1)
+	}
 	w.st.engine.SetQuiet(quiet)
 	if quiet {
 		w.m.rebuild.Inc()
