@@ -29,6 +29,8 @@ type runConfig struct {
 	// Hooks configures the suspension webhooks (cdrguard hooks); nil
 	// without a hooks section.
 	Hooks *hooks.Config `yaml:"hooks"`
+	// Console configures cdrguard console; nil without a console section.
+	Console *consoleConfig `yaml:"console"`
 }
 
 type kafkaConfig struct {

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
+	"github.com/cdrguard/cdrguard/pipeline/console"
+	"github.com/cdrguard/cdrguard/pipeline/rules"
+)
+
+// consoleConfig is the console section of the config file.
+type consoleConfig struct {
+	// Listen is the HTTP address (default 127.0.0.1:8080: loopback
+	// unless configured).
+	Listen string `yaml:"listen"`
+	// UsersFile lists users, roles and bcrypt hashes.
+	UsersFile string `yaml:"users_file"`
+	// SessionKeyFile holds the cookie-signing key (at least 32 bytes),
+	// the same for every console process; or $CDRGUARD_CONSOLE_SESSION_KEY.
+	SessionKeyFile string        `yaml:"session_key_file"`
+	SessionTTL     time.Duration `yaml:"session_ttl"`
+	// TLSCertFile and TLSKeyFile turn TLS on (and Secure cookies).
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// SecureCookies marks cookies Secure behind a TLS-terminating proxy.
+	SecureCookies bool `yaml:"secure_cookies"`
+	ReleaseAPI    struct {
+		URL       string        `yaml:"url"`
+		TokenFile string        `yaml:"token_file"`
+		Timeout   time.Duration `yaml:"timeout"`
+	} `yaml:"release_api"`
+}
+
+func runConsole(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "hash-password" {
+		return hashPassword(os.Stdin, stdout)
+	}
+	fs := newFlagSet("console", "console [--config FILE] [--clickhouse DSN] [--listen ADDR] [--users FILE] | console hash-password < password", stderr)
+	configPath := fs.String("config", os.Getenv("CDRGUARD_CONFIG"), "config file (YAML) with a console section [$CDRGUARD_CONFIG]")
+	chDSN := fs.String("clickhouse", os.Getenv("CDRGUARD_CLICKHOUSE"), "ClickHouse DSN clickhouse://HOST:9000/DATABASE [$CDRGUARD_CLICKHOUSE]")
+	listen := fs.String("listen", "", "HTTP address (default 127.0.0.1:8080)")
+	users := fs.String("users", "", "users file (console.users_file)")
+	releaseURL := fs.String("release-api", "", "release API base URL (console.release_api.url)")
+	tokenFile := fs.String("release-token-file", "", "file holding the release API's bearer token (console.release_api.token_file)")
+	rulesPath := fs.String("rules", os.Getenv("CDRGUARD_RULES"), "rules file, for the thresholds beside alert metrics [$CDRGUARD_RULES]")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadRunConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	cc := consoleConfig{}
+	if cfg.Console != nil {
+		cc = *cfg.Console
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.ClickHouse.DSN, *chDSN)
+	set(&cfg.Detect.Rules, *rulesPath)
+	set(&cc.Listen, *listen)
+	set(&cc.UsersFile, *users)
+	set(&cc.ReleaseAPI.URL, *releaseURL)
+	set(&cc.ReleaseAPI.TokenFile, *tokenFile)
+	if cc.Listen == "" {
+		cc.Listen = "127.0.0.1:8080"
+	}
+	switch {
+	case cfg.ClickHouse.DSN == "":
+		return fmt.Errorf("%w: --clickhouse or clickhouse.dsn is needed", errUsage)
+	case cc.UsersFile == "":
+		return fmt.Errorf("%w: --users or console.users_file is needed (make hashes with cdrguard console hash-password)", errUsage)
+	case (cc.TLSCertFile == "") != (cc.TLSKeyFile == ""):
+		return errors.New("console.tls_cert_file and console.tls_key_file go together")
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	return serveConsole(ctx, cfg, cc, log)
+}
+
+// hashPassword reads one password line and prints its bcrypt hash.
+func hashPassword(in io.Reader, out io.Writer) error {
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("cannot read the password: %w", err)
+	}
+	h, err := console.HashPassword(strings.TrimRight(line, "\r\n"))
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, h)
+	return err
+}
+
+// sessionKey reads the cookie-signing key, or makes a random one (valid
+// for this process only).
+func sessionKey(cc consoleConfig, log *zap.Logger) ([]byte, error) {
+	key := []byte(os.Getenv("CDRGUARD_CONSOLE_SESSION_KEY"))
+	if cc.SessionKeyFile != "" {
+		b, err := os.ReadFile(cc.SessionKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("console.session_key_file: %w", err)
+		}
+		key = []byte(strings.TrimRight(string(b), "\r\n"))
+	}
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key)
+		log.Warn("no console.session_key_file: sessions are signed with a random key and valid on this process only")
+	}
+	if len(key) < 32 {
+		return nil, fmt.Errorf("console session key is %d bytes, want at least 32", len(key))
+	}
+	return key, nil
+}
+
+func serveConsole(ctx context.Context, cfg runConfig, cc consoleConfig, log *zap.Logger) error {
+	users, err := console.LoadUsers(cc.UsersFile)
+	if err != nil {
+		return err
+	}
+	key, err := sessionKey(cc, log)
+	if err != nil {
+		return err
+	}
+	set, err := rules.Load(cfg.Detect.Rules)
+	if err != nil {
+		return err
+	}
+	opts, err := chOptions(cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	client, err := clickhouse.Open(ctx, opts, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Close() }()
+	store, err := console.NewStore(client.Conn(), client.Database())
+	if err != nil {
+		return err
+	}
+	var rel console.Releaser
+	if cc.ReleaseAPI.URL != "" {
+		if cc.ReleaseAPI.TokenFile == "" {
+			return errors.New("console.release_api.token_file is needed with console.release_api.url")
+		}
+		tok, err := os.ReadFile(cc.ReleaseAPI.TokenFile)
+		if err != nil {
+			return fmt.Errorf("console.release_api.token_file: %w", err)
+		}
+		h, err := console.NewHTTPReleaser(cc.ReleaseAPI.URL, string(tok), cc.ReleaseAPI.Timeout)
+		if err != nil {
+			return err
+		}
+		rel = h
+	} else {
+		log.Warn("no console.release_api.url: release, false positive, approve, reject and redeliver are off")
+	}
+	tlsOn := cc.TLSCertFile != ""
+	srv, err := console.New(console.Options{Store: store, Releaser: rel, Users: users, SessionKey: key, SessionTTL: cc.SessionTTL,
+		SecureCookies: tlsOn || cc.SecureCookies, Rules: set.Rules(), StoreCDRs: cfg.ClickHouse.StoreCDRs, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cc.Listen)
+	if err != nil {
+		return fmt.Errorf("console: cannot listen on %s: %w", cc.Listen, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12},
+		ErrorLog: zap.NewStdLog(log)}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsOn {
+			errc <- hs.ServeTLS(ln, cc.TLSCertFile, cc.TLSKeyFile)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	log.Info("cdrguard console", zap.String("version", version), zap.String("url", scheme+"://"+ln.Addr().String()),
+		zap.String("database", client.Database()), zap.Int("users", users.Len()), zap.Bool("release_api", rel != nil))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("console: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("console: shutdown: %w", err)
+	}
+	return nil
+}

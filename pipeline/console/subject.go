@@ -1,0 +1,228 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cdrguard/cdrguard/schemas"
+)
+
+type subjectView struct {
+	Kind, Subject string
+	Alerts        []schemas.Alert
+	Selected      *schemas.Alert
+	Why           RuleWhy
+	Covering      Decision // latest decision covering the selected alert
+	Chart         any      // template.HTML
+	ChartFrom     string
+	ChartTo       string
+	Hourly        bool
+	CallerIDs     []string
+	StoreCDRs     bool
+	CDRs          []CDRRow
+	Deliveries    []Delivery
+	State         string // the release API's JSON, indented
+	StateErr      string
+	Decisions     []Decision
+	Verbs         []string
+	Back          string
+}
+
+// subject is one number's or source's evidence page.
+func (s *Server) subject(w http.ResponseWriter, r *http.Request, ss session) {
+	q := r.URL.Query()
+	kind := oneOf(q.Get("kind"), subjectKinds)
+	if kind == "" {
+		kind = "caller"
+	}
+	id := strings.TrimSpace(q.Get("id"))
+	if id == "" {
+		s.fail(w, r, ss, http.StatusBadRequest, "Name a subject: /subject?kind=caller&id=+15550100001")
+		return
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	v := subjectView{Kind: kind, Subject: id, StoreCDRs: s.opts.StoreCDRs, Verbs: decideVerbs, Back: r.URL.RequestURI()}
+	var err error
+	if v.Alerts, err = s.opts.Store.SubjectAlerts(ctx, kind, id, 200); err != nil {
+		s.failErr(w, r, ss, err)
+		return
+	}
+	if v.Decisions, err = s.opts.Store.SubjectDecisions(ctx, kind, id, 200); err != nil {
+		s.failErr(w, r, ss, err)
+		return
+	}
+	for i := range v.Alerts {
+		if v.Alerts[i].AlertID == q.Get("alert") {
+			v.Selected = &v.Alerts[i]
+		}
+	}
+	if v.Selected == nil && len(v.Alerts) > 0 {
+		v.Selected = &v.Alerts[0] // the latest
+	}
+	if v.Selected != nil {
+		v.Why = Explain(s.opts.Rules, v.Selected)
+		v.Covering = covering(v.Selected, v.Decisions)
+	}
+	ids := map[string]bool{}
+	for _, a := range v.Alerts {
+		for _, c := range a.CallerIDs {
+			if len(ids) < 500 {
+				ids[c] = true
+			}
+		}
+	}
+	for c := range ids {
+		v.CallerIDs = append(v.CallerIDs, c)
+	}
+	slices.Sort(v.CallerIDs)
+
+	if kind == "caller" {
+		v.Hourly = q.Get("res") == "hour"
+		anchor := s.opts.Now().UTC()
+		if v.Selected != nil {
+			anchor = v.Selected.DetectedAt.UTC()
+		}
+		day := anchor.Truncate(24 * time.Hour)
+		from, to := day, day.Add(24*time.Hour)
+		step := time.Minute
+		if v.Hourly {
+			from, step = day.Add(-6*24*time.Hour), time.Hour
+		}
+		if f, ok := parseTime(q.Get("from")); ok {
+			from = f
+		}
+		if t, ok := parseTime(q.Get("to")); ok && t.After(from) {
+			to = t
+		}
+		points, err := s.opts.Store.CallerSeries(ctx, id, from, to, v.Hourly)
+		if err != nil {
+			s.failErr(w, r, ss, err)
+			return
+		}
+		marks := make([]time.Time, 0, len(v.Alerts))
+		for _, a := range v.Alerts {
+			marks = append(marks, a.DetectedAt)
+		}
+		v.Chart = renderChart(points, from, to, step, marks)
+		v.ChartFrom, v.ChartTo = formValue(from), formValue(to)
+		if s.opts.StoreCDRs {
+			before := s.opts.Now()
+			if v.Selected != nil {
+				before = v.Selected.WindowEnd
+			}
+			if v.CDRs, err = s.opts.Store.RecentCDRs(ctx, id, before, 50); err != nil {
+				s.failErr(w, r, ss, err)
+				return
+			}
+		}
+	}
+	if v.Deliveries, err = s.opts.Store.SubjectDeliveries(ctx, kind, id, s.opts.Now().Add(-90*24*time.Hour), 100); err != nil {
+		s.failErr(w, r, ss, err)
+		return
+	}
+	if s.opts.Releaser == nil {
+		v.StateErr = ErrNoReleaser.Error()
+	} else if raw, err := s.opts.Releaser.SubjectState(ctx, id); err != nil {
+		v.StateErr = err.Error()
+	} else {
+		var buf bytes.Buffer
+		if json.Indent(&buf, raw, "", "  ") == nil {
+			v.State = buf.String()
+		} else {
+			v.State = string(raw)
+		}
+	}
+	d := s.base(r, ss, id, "subject")
+	d.Data = v
+	s.render(w, http.StatusOK, "subject", d)
+}
+
+// covering is the latest decision on a's subject that covers a.
+func covering(a *schemas.Alert, ds []Decision) Decision {
+	for _, d := range ds { // newest first
+		switch {
+		case d.AlertID == a.AlertID && slices.Contains(decideVerbs, d.Action):
+			return d
+		case d.Action != "acknowledge" && slices.Contains(decideVerbs, d.Action) && !d.Time.Before(a.DetectedAt):
+			return d
+		}
+	}
+	return Decision{}
+}
+
+// decide records one decision on a subject (and the alert it was made
+// on): confirm and acknowledge are written here; release and false
+// positive go through the release API, which records them.
+func (s *Server) decide(w http.ResponseWriter, r *http.Request, ss session) {
+	f := r.PostForm
+	back := f.Get("back")
+	kind, subject, alertID := oneOf(f.Get("kind"), subjectKinds), strings.TrimSpace(f.Get("subject")), strings.TrimSpace(f.Get("alert_id"))
+	action := oneOf(f.Get("action"), decideVerbs)
+	reason := strings.TrimSpace(f.Get("reason"))
+	switch {
+	case kind == "" || subject == "":
+		redirect(w, r, back, "err", "No subject to decide on.")
+		return
+	case action == "":
+		redirect(w, r, back, "err", "Choose confirm, false positive, release or acknowledge.")
+		return
+	case reason == "" || len(reason) > 2000:
+		redirect(w, r, back, "err", "Give a reason (up to 2000 characters).")
+		return
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	if alertID != "" {
+		found, err := s.opts.Store.ExistingAlerts(ctx, []AlertRef{{SubjectKind: kind, Subject: subject, AlertID: alertID}})
+		if err != nil {
+			s.failErr(w, r, ss, err)
+			return
+		}
+		if len(found) == 0 {
+			redirect(w, r, back, "err", "No alert "+alertID+" on "+subject+".")
+			return
+		}
+	} else if action == "acknowledge" {
+		redirect(w, r, back, "err", "Acknowledge needs an alert.")
+		return
+	}
+	var id string
+	switch action {
+	case "confirm", "acknowledge":
+		id = NewDecisionID()
+		err := s.opts.Store.InsertDecisions(ctx, []Decision{{Time: s.opts.Now().UTC(), ID: id, SubjectKind: kind, Subject: subject,
+			Action: action, AlertID: alertID, By: ss.User, Reason: reason, Source: "console"}})
+		if err != nil {
+			s.failErr(w, r, ss, err)
+			return
+		}
+	default:
+		if s.opts.Releaser == nil {
+			redirect(w, r, back, "err", ErrNoReleaser.Error())
+			return
+		}
+		var err error
+		id, err = s.opts.Releaser.Release(ctx, ReleaseRequest{Subject: subject, SubjectKind: kind, Reason: reason, By: ss.User,
+			AlertID: alertID, Action: action})
+		if err != nil {
+			s.log.Warn("release failed", zap.String("user", ss.User), zap.String("subject", subject), zap.Error(err))
+			msg := err.Error()
+			if !errors.Is(err, ErrAPI) {
+				msg = "The release API did not answer: " + msg
+			}
+			redirect(w, r, back, "err", msg)
+			return
+		}
+	}
+	s.log.Info("decision", zap.String("action", action), zap.String("user", ss.User), zap.String("subject_kind", kind),
+		zap.String("subject", subject), zap.String("alert_id", alertID), zap.String("decision_id", id))
+	redirect(w, r, back, "msg", strings.ReplaceAll(action, "_", " ")+" recorded for "+subject+" by "+ss.User+" (decision "+id+").")
+}
