@@ -837,15 +837,22 @@ cmd_logs() {
 }
 
 cmd_env() {
+  # The names the binary and the tests read (nothing else reads these).
   cat <<EOF
-export KAFKA_BROKERS=$KAFKA_HOST:$KAFKA_PORT
+# cdrguard run/load/hooks/console: the brokers and the ClickHouse DSN
+export CDRGUARD_KAFKA_BROKERS=$KAFKA_HOST:$KAFKA_PORT
+export CDRGUARD_CLICKHOUSE=clickhouse://$CLICKHOUSE_HOST:$CLICKHOUSE_TCP_PORT/default
+# the tests: broker, ClickHouse native and HTTP addresses
+export CDRGUARD_KAFKA=$KAFKA_HOST:$KAFKA_PORT
+export CDRGUARD_CLICKHOUSE_ADDR=$CLICKHOUSE_HOST:$CLICKHOUSE_TCP_PORT
+export CDRGUARD_CLICKHOUSE_HTTP=$CLICKHOUSE_HOST:$CLICKHOUSE_HTTP_PORT
+# the SASL/TLS tests (pipeline/kafkaio)
 export KAFKA_SASL_BROKERS=$KAFKA_HOST:$KAFKA_SASL_PORT
 export KAFKA_SSL_BROKERS=$KAFKA_HOST:$KAFKA_SSL_PORT
 export KAFKA_CA_FILE=$KAFKA_CA_FILE
 export KAFKA_SASL_USER=$KAFKA_SASL_USER
 export KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD
-export CLICKHOUSE_ADDR=$CLICKHOUSE_HOST:$CLICKHOUSE_TCP_PORT
-export CLICKHOUSE_HTTP=http://$CLICKHOUSE_HOST:$CLICKHOUSE_HTTP_PORT
+# the modern-ClickHouse checks (chdb)
 export CDRGUARD_CHDB_PYTHON=$CHDB_VENV/bin/python
 EOF
 }
