@@ -44,6 +44,7 @@ type kafkaConfig struct {
 	CreateTopics      bool          `yaml:"create_topics"`
 	ReplicationFactor int           `yaml:"replication_factor"`
 	CommitInterval    time.Duration `yaml:"commit_interval"`
+	ConnectTimeout    time.Duration `yaml:"connect_timeout"`
 	SessionTimeout    time.Duration `yaml:"session_timeout"`
 	RebalanceTimeout  time.Duration `yaml:"rebalance_timeout"`
 	MaxInFlight       int           `yaml:"max_in_flight"`
@@ -119,7 +120,7 @@ func defaultRunConfig() runConfig {
 			Group:        "cdrguard",
 			AlertsTopic:  "cdr-alerts",
 			CreateTopics: true, ReplicationFactor: -1,
-			CommitInterval: time.Second, SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second,
+			CommitInterval: time.Second, ConnectTimeout: time.Minute, SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second,
 			MaxInFlight: 4, MaxBatch: 5000,
 		},
 		Input: inputConfig{NationalPrefix: "0", MaxRecordBytes: 1 << 20, MaxFuture: 24 * time.Hour},
@@ -167,6 +168,7 @@ func (c *runConfig) validate() error {
 		field string
 		v     time.Duration
 	}{{"kafka.commit_interval", c.Kafka.CommitInterval}, {"kafka.session_timeout", c.Kafka.SessionTimeout},
+		{"kafka.connect_timeout", c.Kafka.ConnectTimeout},
 		{"kafka.rebalance_timeout", c.Kafka.RebalanceTimeout}, {"input.max_future", c.Input.MaxFuture},
 		{"shutdown_timeout", c.ShutdownTimeout}}
 	for _, p := range positive {

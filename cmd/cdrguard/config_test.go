@@ -113,3 +113,22 @@ func TestRunRefusesRuleWithUnknownWindow(t *testing.T) {
 		t.Errorf("took %v to refuse the rules: it must not wait for the broker", took)
 	}
 }
+
+// Brokers that cannot be reached at start: a bounded wait, then an exit
+// with a message naming them and the key.
+func TestRunGivesUpOnUnreachableBrokers(t *testing.T) {
+	rules, err := filepath.Abs(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "kafka:\n  brokers: [\"127.0.0.1:1\"]\n  connect_timeout: 2s\ndetect:\n  rules: "+rules+"\nmetrics:\n  listen: \"off\"\n")
+	start := time.Now()
+	code, _, stderr := cli(t, "run", "--config", cfg)
+	took := time.Since(start)
+	if code != 1 || !strings.Contains(stderr, "kafka.brokers 127.0.0.1:1 unreachable for 2s (kafka.connect_timeout)") {
+		t.Fatalf("exit %d after %v, stderr %q", code, took, stderr)
+	}
+	if took < 2*time.Second || took > 20*time.Second {
+		t.Errorf("gave up after %v, want about the 2s connect timeout", took)
+	}
+}

@@ -113,6 +113,7 @@ func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 		CommitInterval: cfg.Kafka.CommitInterval, MaxBatch: cfg.Kafka.MaxBatch, MaxInFlight: cfg.Kafka.MaxInFlight,
 		MaxRecordBytes: cfg.Input.MaxRecordBytes, MaxFuture: cfg.Input.MaxFuture,
 		IdleRelease: cfg.Detect.IdleRelease, NoRebuild: !cfg.Detect.Rebuild,
+		ConnectTimeout: cfg.Kafka.ConnectTimeout,
 		SessionTimeout: cfg.Kafka.SessionTimeout, RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout, Log: log, Metrics: metrics, Health: probes,
 	}

@@ -69,6 +69,9 @@ type Config struct {
 	// Rebuild replays a newly owned partition's recent records quietly
 	// before its alerts resume. Default on (NoRebuild turns it off).
 	NoRebuild bool
+	// ConnectTimeout bounds the wait for the brokers at start: past it,
+	// Run gives up with an error naming them. Default 60s.
+	ConnectTimeout time.Duration
 	// SessionTimeout and RebalanceTimeout of the consumer group.
 	// Defaults 10s and 30s.
 	SessionTimeout, RebalanceTimeout time.Duration
@@ -118,6 +121,9 @@ func (c *Config) defaults() {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = time.Minute
 	}
 	if c.DLQTopic == "" {
 		c.DLQTopic = c.Topic + ".dlq"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +87,7 @@ func Run(ctx context.Context, cfg Config) error {
 	j := &job{cfg: cfg, broker: kafkaBroker{cfg.Kafka}, producer: cfg.Producer,
 		states: map[topicPartition]*partitionState{}, published: map[string]bool{}}
 	j.registerChecks(cfg.Health)
-	if err := j.topics(ctx); err != nil {
+	if err := j.connect(ctx); err != nil {
 		return err
 	}
 	if j.producer == nil {
@@ -171,6 +172,37 @@ func generationContext(gen *kafka.Generation) context.Context {
 	return ctx
 }
 
+// connect checks the topics, waiting with backoff while the brokers
+// cannot be reached, for at most ConnectTimeout: a job started before its
+// brokers (a cluster coming up) waits; one pointed at the wrong brokers
+// stops with an error that names them. A missing input topic is an error
+// at once.
+func (j *job) connect(ctx context.Context) error {
+	start := j.cfg.Now()
+	wait := 500 * time.Millisecond
+	for {
+		err := j.topics(ctx)
+		if err == nil || errors.Is(err, errNoInput) || ctx.Err() != nil {
+			return err
+		}
+		if j.cfg.Now().Sub(start) >= j.cfg.ConnectTimeout {
+			return fmt.Errorf("kafka.brokers %s unreachable for %v (kafka.connect_timeout): %w",
+				strings.Join(j.cfg.Kafka.Conn.Brokers, ","), j.cfg.ConnectTimeout, err)
+		}
+		j.cfg.Log.Warn("waiting for the Kafka brokers", zap.Strings("brokers", j.cfg.Kafka.Conn.Brokers),
+			zap.Duration("retry_in", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// errNoInput is returned when the input topic does not exist.
+var errNoInput = errors.New("input topic does not exist")
+
 // topics checks the input topic and creates the others when asked.
 func (j *job) topics(ctx context.Context) error {
 	b := j.broker
@@ -179,7 +211,7 @@ func (j *job) topics(ctx context.Context) error {
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("input topic %s does not exist", j.cfg.Topic)
+		return fmt.Errorf("kafka.topic %s: %w", j.cfg.Topic, errNoInput)
 	}
 	j.inputPartitions = n
 	if j.cfg.CreateTopics {
