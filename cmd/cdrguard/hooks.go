@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -170,20 +171,36 @@ func printRequests(w io.Writer, reqs []hooks.Request, held bool) error {
 // clickhouse.migrate is on) and returns the hook_deliveries recorder;
 // close flushes it.
 func openDeliveryRecorder(ctx context.Context, cfg runConfig, log *zap.Logger) (hooks.Recorder, func(), error) {
+	rec, _, closeRec, err := openRecorders(ctx, cfg, log)
+	return rec, closeRec, err
+}
+
+// openRecorders connects to ClickHouse (migrating when clickhouse.migrate
+// is on) and returns the hook_deliveries and decisions recorders; close
+// flushes both. Neither ever blocks its caller.
+func openRecorders(ctx context.Context, cfg runConfig, log *zap.Logger) (hooks.Recorder, hooks.DecisionRecorder, func(), error) {
 	opts, err := chOptions(cfg.ClickHouse)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	client, err := clickhouse.Open(ctx, opts, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if cfg.ClickHouse.Migrate {
 		if err := client.Migrate(ctx); err != nil {
 			_ = client.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
+	decs := hooks.NewBatchRecorder(func(ctx context.Context, ds []hooks.Decision) error {
+		rows := make([]clickhouse.Decision, len(ds))
+		for i, d := range ds {
+			rows[i] = clickhouse.Decision{Time: d.Time, DecisionID: d.ID, SubjectKind: d.SubjectKind, Subject: d.Subject, Action: d.Action,
+				AlertID: d.AlertID, RequestID: d.RequestID, By: d.By, Reason: d.Reason, Source: d.Source}
+		}
+		return client.InsertDecisions(ctx, rows)
+	}, 100_000, log)
 	rec := hooks.NewBatchRecorder(func(ctx context.Context, ds []hooks.Delivery) error {
 		rows := make([]clickhouse.HookDelivery, len(ds))
 		for i, d := range ds {
@@ -195,12 +212,14 @@ func openDeliveryRecorder(ctx context.Context, cfg runConfig, log *zap.Logger) (
 		return client.InsertHookDeliveries(ctx, rows)
 	}, 100_000, log)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() { rec.Run(rctx); close(done) }()
-	return rec, func() { cancel(); <-done; _ = client.Close() }, nil
+	var wg sync.WaitGroup
+	wg.Go(func() { rec.Run(rctx) })
+	wg.Go(func() { decs.Run(rctx) })
+	return rec, decs, func() { cancel(); wg.Wait(); _ = client.Close() }, nil
 }
 
-// serveHooks runs the dispatcher in the group <group>-hooks.
+// serveHooks runs the dispatcher in the group <group>-hooks, and its
+// release API when hooks.api is set, until ctx ends or one fails.
 func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 	set, err := rules.Load(cfg.Detect.Rules)
 	if err != nil {
@@ -211,19 +230,26 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 		return err
 	}
 	defer env.close()
+	var tokens []string
+	if env.hcfg.API != nil {
+		if tokens, err = hooks.ReadTokens(env.hcfg.API.TokensFile); err != nil {
+			return err
+		}
+	}
 	var rec hooks.Recorder
+	var decs hooks.DecisionRecorder
 	if cfg.ClickHouse.DSN != "" {
-		r, closeRec, err := openDeliveryRecorder(ctx, cfg, log)
+		r, dr, closeRec, err := openRecorders(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer closeRec()
-		rec = r
+		rec, decs = r, dr
 	} else {
-		log.Warn("no clickhouse.dsn: hook_deliveries are not recorded")
+		log.Warn("no clickhouse.dsn: hook_deliveries and decisions are not recorded")
 	}
 	d, err := hooks.New(hooks.Options{Config: *cfg.Hooks, AlertsTopic: cfg.Kafka.AlertsTopic, Log: env.log, Recorder: rec,
-		Allowlist: set.Allowlist, Logger: log})
+		Decisions: decs, Allowlist: set.Allowlist, SuspendFor: set.SuspendFor, APITokens: tokens, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -237,10 +263,48 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 		log.Info("hook endpoint", zap.String("name", ep.Name), zap.String("url", ep.URL), zap.String("mode", ep.Mode), zap.Strings("actions", ep.Actions))
 	}
 	log.Info("cdrguard hooks", zap.String("version", version), zap.String("group", group), zap.String("alerts_topic", cfg.Kafka.AlertsTopic),
-		zap.String("retry_topic", env.hcfg.RetryTopic), zap.String("parked_topic", env.hcfg.ParkedTopic), zap.String("held_topic", env.hcfg.HeldTopic))
-	err = d.Run(ctx, src)
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		zap.String("retry_topic", env.hcfg.RetryTopic), zap.String("parked_topic", env.hcfg.ParkedTopic), zap.String("held_topic", env.hcfg.HeldTopic),
+		zap.String("allowlist_topic", env.hcfg.AllowlistTopic), zap.String("state_topic", env.hcfg.StateTopic))
+	return runDispatcher(ctx, d, src)
+}
+
+// runDispatcher runs d on src and its API beside it; they stop together.
+// A stop by ctx is a nil error.
+func runDispatcher(parent context.Context, d *hooks.Dispatcher, src hooks.AlertSource) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	apiErr := make(chan error, 1)
+	go func() {
+		err := d.ServeAPI(ctx)
+		if err != nil {
+			cancel()
+		}
+		apiErr <- err
+	}()
+	runErr := d.Run(ctx, src)
+	cancel()
+	if err := <-apiErr; err != nil {
+		return err
+	}
+	if errors.Is(runErr, context.Canceled) && parent.Err() != nil {
 		return nil
 	}
-	return err
+	return runErr
+}
+
+// alongside runs every fn until ctx ends or one returns an error; then
+// the others are stopped too. It returns their errors joined.
+func alongside(ctx context.Context, fns ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Go(func() {
+			errs[i] = fn(ctx)
+			cancel()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@
 //	cdrguard run      consume CDRs from Kafka, publish alerts (streaming)
 //	cdrguard hooks    deliver suspension webhooks (and manage parked and held requests)
 //	cdrguard console  the fraud team's web console over ClickHouse
+//	cdrguard release  lift a suspension and allowlist the subject
 //	cdrguard replay   run CDR files through the detectors (backtesting)
 //	cdrguard gen      generate a synthetic carrier day with ground truth
 //	cdrguard migrate  create or upgrade the ClickHouse tables
@@ -39,6 +40,7 @@ func commands() []command {
 		{"load", "load alerts, aggregate rows and CDRs from Kafka into ClickHouse (run does it too, unless clickhouse.loader is off)", runLoad},
 		{"hooks", "deliver suspension webhooks; hooks parked|redeliver|held|approve|reject|enable", runHooks},
 		{"console", "the fraud team's web console; console hash-password makes a users-file hash", runConsole},
+		{"release", "lift the suspensions of a number (or source) and allowlist it; --action confirm keeps one past its expiry", runRelease},
 		{"replay", "run CDR files through the detectors and print alerts (backtest rules)", runReplay},
 		{"gen", "generate a synthetic carrier day of CDRs with ground-truth labels", runGen},
 		{"migrate", "create or upgrade the ClickHouse tables", runMigrate},

@@ -82,8 +82,15 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 // serve wires and runs the streaming job and, with a ClickHouse DSN and
-// clickhouse.loader on, the ClickHouse loader beside it.
+// clickhouse.loader on, the ClickHouse loader beside it; with a hooks
+// section, the hook dispatcher too (serveHooks).
 func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
+	if cfg.Hooks != nil {
+		job := cfg
+		job.Hooks = nil
+		return alongside(ctx, func(ctx context.Context) error { return serve(ctx, job, log) },
+			func(ctx context.Context) error { return serveHooks(ctx, cfg, log) })
+	}
 	set, err := loadRules(cfg)
 	if err != nil {
 		return err

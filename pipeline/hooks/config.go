@@ -47,6 +47,16 @@ type Config struct {
 	RetryTopic  string `yaml:"retry_topic"`
 	ParkedTopic string `yaml:"parked_topic"`
 	HeldTopic   string `yaml:"held_topic"`
+	// AllowlistTopic is the dynamic allowlist (released subjects),
+	// compacted, keyed by subject kind and subject; default the alerts
+	// topic with .allowlist appended.
+	AllowlistTopic string `yaml:"allowlist_topic"`
+	// StateTopic keeps, per endpoint and subject, the last suspension or
+	// release request and its outcome, and the confirm markers; default
+	// the alerts topic with .hooks-state appended.
+	StateTopic string `yaml:"state_topic"`
+	// API serves the release API; nil: no API.
+	API *APIConfig `yaml:"api"`
 	// Protected numbers and prefixes are never suspended.
 	Protected ProtectedConfig `yaml:"protected"`
 	// SubjectPeriod: at most one suspension request per subject and
@@ -121,6 +131,19 @@ func (c Config) withDefaults(alertsTopic string) Config {
 	if c.HeldTopic == "" {
 		c.HeldTopic = alertsTopic + ".hooks-held"
 	}
+	if c.AllowlistTopic == "" {
+		c.AllowlistTopic = alertsTopic + ".allowlist"
+	}
+	if c.StateTopic == "" {
+		c.StateTopic = alertsTopic + ".hooks-state"
+	}
+	if c.API != nil {
+		api := *c.API
+		if api.Listen == "" {
+			api.Listen = DefaultAPIListen
+		}
+		c.API = &api
+	}
 	if c.SubjectPeriod == 0 {
 		c.SubjectPeriod = 24 * time.Hour
 	}
@@ -158,6 +181,11 @@ func (c Config) Resolve(alertsTopic string) (Config, []Endpoint, error) {
 		return c, nil, fmt.Errorf("hooks.queue_size %d must be between 1 and 1000000", c.QueueSize)
 	case c.Workers < 1 || c.Workers > 256:
 		return c, nil, fmt.Errorf("hooks.workers %d must be between 1 and 256", c.Workers)
+	}
+	if c.API != nil {
+		if err := c.API.validate(); err != nil {
+			return c, nil, err
+		}
 	}
 	for i, n := range c.Protected.Numbers {
 		if !isNumber(n) {

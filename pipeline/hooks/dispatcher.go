@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -49,8 +50,16 @@ type Options struct {
 	// Recorder keeps hook_deliveries rows; nil: none.
 	Recorder Recorder
 	// Allowlist is checked again before every suspension attempt; nil:
-	// none.
+	// none. The dynamic allowlist (released subjects) is checked too.
 	Allowlist Exempter
+	// SuspendFor returns the suspend_for of a rule (0: none); the
+	// suspension's expires_at is set from it and the subject is released
+	// then unless confirmed. nil: no expiry.
+	SuspendFor func(rule string) time.Duration
+	// Decisions keeps the decisions taken through the API; nil: none.
+	Decisions DecisionRecorder
+	// APITokens are the bearer tokens of the API (ServeAPI).
+	APITokens []string
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// Logger; nil: none.
@@ -72,6 +81,8 @@ type Dispatcher struct {
 	sched     *scheduler
 	protected protected
 	tracker   *tracker
+	mem       *memory
+	ready     atomic.Bool
 }
 
 // New validates opts.Config and builds the dispatcher.
@@ -86,7 +97,7 @@ func New(opts Options) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dispatcher{cfg: cfg, opts: opts, now: opts.Now, log: opts.Logger, byName: map[string]*endpoint{}, tracker: newTracker()}
+	d := &Dispatcher{cfg: cfg, opts: opts, now: opts.Now, log: opts.Logger, byName: map[string]*endpoint{}, tracker: newTracker(), mem: newMemory()}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -98,6 +109,9 @@ func New(opts Options) (*Dispatcher, error) {
 	}
 	if d.opts.Recorder == nil {
 		d.opts.Recorder = RecorderFunc(func(Delivery) {})
+	}
+	if d.opts.SuspendFor == nil {
+		d.opts.SuspendFor = func(string) time.Duration { return 0 }
 	}
 	d.protected = newProtected(cfg.Protected)
 	d.sched = newScheduler(d.now)
@@ -149,6 +163,16 @@ func (d *Dispatcher) Run(ctx context.Context, src AlertSource) error {
 	})
 	follow(d.cfg.HeldTopic, func(m Message) { d.sched.applySet(d.sched.held, m) })
 	follow(d.cfg.ParkedTopic, func(m Message) { d.sched.applySet(d.sched.parked, m) })
+	follow(d.cfg.AllowlistTopic, func(m Message) {
+		if err := d.mem.applyAllow(m); err != nil {
+			d.log.Error("bad allowlist record, skipped", zap.String("key", string(m.Key)), zap.Error(err))
+		}
+	})
+	follow(d.cfg.StateTopic, func(m Message) {
+		if err := d.mem.applyState(m); err != nil {
+			d.log.Error("bad state record, skipped", zap.String("key", string(m.Key)), zap.Error(err))
+		}
+	})
 	loaded := make(chan struct{})
 	go func() { ready.Wait(); close(loaded) }()
 	select {
@@ -156,6 +180,8 @@ func (d *Dispatcher) Run(ctx context.Context, src AlertSource) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+	d.seed()
+	d.ready.Store(true)
 	d.log.Info("hooks dispatcher ready", zap.Int("pending_retries", d.sched.pending()), zap.Int("endpoints", len(d.endpoints)))
 
 	var workers sync.WaitGroup
@@ -258,12 +284,16 @@ func (d *Dispatcher) handleAlert(ctx context.Context, m kafka.Message) error {
 			continue // queued, held or parked already (a replay)
 		}
 		body := schemas.HookBody{Type: schemas.HookSuspend, Subject: a.Subject, SubjectKind: a.SubjectKind, Alert: m.Value}
+		if sf := d.opts.SuspendFor(a.Rule); sf > 0 {
+			exp := now.Add(sf).UTC().Truncate(time.Second)
+			body.ExpiresAt = &exp
+		}
 		raw, err := body.AppendJSON(nil)
 		if err != nil {
 			return err
 		}
 		req := Request{ID: id, Endpoint: e.Name, Action: ActionSuspend, AlertID: a.AlertID, Rule: a.Rule,
-			Subject: a.Subject, SubjectKind: a.SubjectKind.String(), Body: raw, NextAt: now, CreatedAt: now}
+			Subject: a.Subject, SubjectKind: a.SubjectKind.String(), Body: raw, NextAt: now, CreatedAt: now, ExpiresAt: body.ExpiresAt}
 		remaining.Add(1)
 		if err := d.admit(ctx, e, &req, done); err != nil {
 			return err
@@ -296,6 +326,9 @@ func (d *Dispatcher) admit(ctx context.Context, e *endpoint, req *Request, done 
 		if err := d.write(ctx, Message{Topic: d.cfg.HeldTopic, Key: []byte(req.ID), Value: req.Encode()}); err != nil {
 			return err
 		}
+		if err := d.putState(ctx, req, OutcomeHeld); err != nil {
+			return err
+		}
 		d.record(e, req, Delivery{Outcome: OutcomeHeld, Error: req.HeldReason})
 		if raise {
 			if err := d.write(ctx, d.budgetAlert(e, req, n, now)); err != nil {
@@ -323,6 +356,9 @@ func (d *Dispatcher) blocked(req *Request) string {
 		return OutcomeProtected
 	}
 	if d.opts.Allowlist != nil && d.opts.Allowlist.Exempt(kind, req.Subject) {
+		return OutcomeAllowlisted
+	}
+	if _, ok := d.mem.allowed(req.SubjectKind, req.Subject); ok {
 		return OutcomeAllowlisted
 	}
 	return ""
@@ -391,6 +427,35 @@ func (d *Dispatcher) process(ctx context.Context, e *endpoint, j job) error {
 		}
 		return resolved()
 	}
+	switch req.Action {
+	case ActionSuspend:
+		// In flight until the attempt ends; a release of the subject
+		// waits for it, and one allowlisted meanwhile stops it here.
+		if !d.mem.takeOff(req.SubjectKind, req.Subject) {
+			d.record(e, &req, Delivery{Outcome: OutcomeAllowlisted})
+			if err := tombstone(); err != nil {
+				return err
+			}
+			return resolved()
+		}
+		defer d.mem.land(req.SubjectKind, req.Subject)
+	case ActionRelease:
+		if req.Expiry && d.mem.confirmedSince(req.SubjectKind, req.Subject, req.CreatedAt) {
+			d.record(e, &req, Delivery{Outcome: OutcomeCancelled, Error: "suspension confirmed by an operator"})
+			if err := tombstone(); err != nil {
+				return err
+			}
+			return resolved()
+		}
+		if req.DecisionID != "" {
+			if _, ok := d.mem.allowed(req.SubjectKind, req.Subject); !ok {
+				d.mem.addAllow(AllowEntry{SubjectKind: req.SubjectKind, Subject: req.Subject, DecisionID: req.DecisionID, Action: DecisionRelease, At: req.CreatedAt})
+			}
+		}
+		if err := d.mem.waitLanded(ctx, req.SubjectKind, req.Subject); err != nil {
+			return err
+		}
+	}
 	if d.sched.isDisabled(e.Name) {
 		req.LastError = "endpoint disabled after HTTP 410; re-enable with cdrguard hooks enable"
 		return d.park(ctx, e, j, req)
@@ -420,6 +485,9 @@ func (d *Dispatcher) process(ctx context.Context, e *endpoint, j job) error {
 	del := Delivery{Attempt: req.Attempts, StatusCode: r.status, Latency: r.latency, Error: req.LastError}
 	switch r.out {
 	case outDelivered:
+		if err := d.delivered(ctx, &req); err != nil {
+			return err
+		}
 		del.Outcome = OutcomeDelivered
 		d.record(e, &req, del)
 		if err := tombstone(); err != nil {
@@ -457,6 +525,13 @@ func (d *Dispatcher) recordAttemptParked(e *endpoint, req *Request, del Delivery
 func (d *Dispatcher) park(ctx context.Context, e *endpoint, j job, req Request) error {
 	if err := d.write(ctx, Message{Topic: d.cfg.ParkedTopic, Key: []byte(req.ID), Value: req.Encode()}); err != nil {
 		return err
+	}
+	if req.Action == ActionSuspend {
+		// Parked after a timeout, the receiver may have acted on it: a
+		// release goes to this endpoint too.
+		if err := d.putState(ctx, &req, OutcomeParked); err != nil {
+			return err
+		}
 	}
 	if j.fromRetry {
 		if err := d.write(ctx, Message{Topic: d.cfg.RetryTopic, Key: []byte(req.ID)}); err != nil {
@@ -551,4 +626,81 @@ func (p protected) match(subject string) bool {
 		}
 	}
 	return false
+}
+
+// delivered writes what a delivered request leaves behind, before its
+// retry record is tombstoned (so a crash in between only repeats the
+// attempt, with the same webhook-id): the subject's state, and for a
+// suspension with expires_at its expiry release, due then.
+func (d *Dispatcher) delivered(ctx context.Context, req *Request) error {
+	if err := d.putState(ctx, req, OutcomeDelivered); err != nil {
+		return err
+	}
+	if req.Action != ActionSuspend || req.ExpiresAt == nil {
+		return nil
+	}
+	rel, err := expiryRelease(req)
+	if err != nil {
+		return err
+	}
+	return d.write(ctx, Message{Topic: d.cfg.RetryTopic, Key: []byte(rel.ID), Value: rel.Encode()})
+}
+
+// expiryRelease is the release of suspension sus at its ExpiresAt.
+func expiryRelease(sus *Request) (Request, error) {
+	var b schemas.HookBody
+	if err := json.Unmarshal(sus.Body, &b); err != nil {
+		return Request{}, fmt.Errorf("cannot read the body of %s: %w", sus.ID, err)
+	}
+	kind, _ := schemas.ParseSubjectKind(sus.SubjectKind)
+	body := schemas.HookBody{Type: schemas.HookRelease, Subject: sus.Subject, SubjectKind: kind, Alert: b.Alert,
+		Reason: "suspension expired at " + sus.ExpiresAt.UTC().Format(time.RFC3339) + " (rule " + sus.Rule + " suspend_for)"}
+	raw, err := body.AppendJSON(nil)
+	if err != nil {
+		return Request{}, err
+	}
+	return Request{ID: WebhookID(sus.AlertID, ActionRelease, sus.Endpoint), Endpoint: sus.Endpoint, Action: ActionRelease,
+		AlertID: sus.AlertID, Rule: sus.Rule, Subject: sus.Subject, SubjectKind: sus.SubjectKind, Body: raw,
+		NextAt: *sus.ExpiresAt, CreatedAt: sus.CreatedAt, Expiry: true}, nil
+}
+
+// putState writes the state of req's subject on its endpoint.
+func (d *Dispatcher) putState(ctx context.Context, req *Request, outcome string) error {
+	s := SubjectState{Endpoint: req.Endpoint, SubjectKind: req.SubjectKind, Subject: req.Subject, Action: req.Action,
+		RequestID: req.ID, AlertID: req.AlertID, Rule: req.Rule, Outcome: outcome, Since: req.CreatedAt, At: d.now(),
+		ExpiresAt: req.ExpiresAt}
+	if req.Action == ActionSuspend {
+		var b schemas.HookBody
+		if json.Unmarshal(req.Body, &b) == nil {
+			s.Alert = b.Alert
+		}
+	}
+	v, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("cannot encode the state of %s: %w", req.ID, err)
+	}
+	if err := d.write(ctx, Message{Topic: d.cfg.StateTopic, Key: []byte(StateKey(s.Endpoint, s.SubjectKind, s.Subject)), Value: v}); err != nil {
+		return err
+	}
+	d.mem.putState(s)
+	return nil
+}
+
+// seed rebuilds, after the topics are loaded, each endpoint's subject
+// period and budget window from the state topic's suspensions and the
+// retry topic's pending suspensions, so a restart forgets neither.
+func (d *Dispatcher) seed() {
+	for _, s := range d.mem.suspensions() {
+		if e := d.byName[s.Endpoint]; e != nil && s.Outcome != OutcomeHeld {
+			e.seed(s.SubjectKind, s.Subject, s.Rule, s.Since)
+		}
+	}
+	for _, r := range d.sched.requests() {
+		if e := d.byName[r.Endpoint]; e != nil && r.Action == ActionSuspend {
+			e.seed(r.SubjectKind, r.Subject, r.Rule, r.CreatedAt)
+		}
+	}
+	for _, e := range d.endpoints {
+		e.sortBudget()
+	}
 }

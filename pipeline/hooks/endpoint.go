@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,4 +190,32 @@ func (e *endpoint) nextWait(attempts int, retryAfter time.Duration) (time.Durati
 	d := e.RetrySchedule[attempts-1]
 	d = time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
 	return max(d, retryAfter), true
+}
+
+// seed remembers a suspension admitted at since (read back at start):
+// it counts for the subject period and, within the window, the budget.
+// Call sortBudget once done.
+func (e *endpoint) seed(kind, subject, rule string, since time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	key := kind + "/" + subject
+	if last, ok := e.subjects[key]; !ok || since.After(last) {
+		e.subjects[key] = since
+	}
+	if e.Budget != nil {
+		bk := ""
+		if e.Budget.PerRule {
+			bk = rule
+		}
+		e.sent[bk] = append(e.sent[bk], since)
+	}
+}
+
+// sortBudget orders the budget windows after seed.
+func (e *endpoint) sortBudget() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ts := range e.sent {
+		slices.SortFunc(ts, time.Time.Compare)
+	}
 }

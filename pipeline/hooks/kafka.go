@@ -35,14 +35,16 @@ func (k *KafkaLog) Close() error {
 	return nil
 }
 
-// EnsureTopics creates the retry, parked and held topics of cfg (with its
-// defaults applied) when missing: compacted, keyed by webhook-id.
+// EnsureTopics creates the retry, parked, held, allowlist and state
+// topics of cfg (with its defaults applied) when missing: compacted.
 func (k *KafkaLog) EnsureTopics(ctx context.Context, cfg Config, replicationFactor int) error {
 	compact := map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 	return k.kc.EnsureTopics(ctx,
 		kafkaio.TopicSpec{Name: cfg.RetryTopic, Partitions: 4, ReplicationFactor: replicationFactor, Configs: compact},
 		kafkaio.TopicSpec{Name: cfg.ParkedTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
-		kafkaio.TopicSpec{Name: cfg.HeldTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact})
+		kafkaio.TopicSpec{Name: cfg.HeldTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
+		kafkaio.TopicSpec{Name: cfg.AllowlistTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
+		kafkaio.TopicSpec{Name: cfg.StateTopic, Partitions: 4, ReplicationFactor: replicationFactor, Configs: compact})
 }
 
 // Produce implements Producer.

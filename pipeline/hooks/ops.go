@@ -2,63 +2,28 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
-	"sync"
+	"strings"
 	"time"
 )
 
 // Snapshot reads topic (a retry, parked or held topic) to its current end
 // and returns its live requests by webhook-id, oldest first.
 func Snapshot(ctx context.Context, f Follower, topic string) ([]Request, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var mu sync.Mutex
-	live := map[string]Request{}
-	var badErr error
-	ready := make(chan struct{})
-	var once sync.Once
-	errc := make(chan error, 1)
-	go func() {
-		errc <- f.Follow(ctx, topic, func(m Message) {
-			mu.Lock()
-			defer mu.Unlock()
-			key := string(m.Key)
-			if len(m.Value) == 0 {
-				delete(live, key)
-				return
-			}
-			if len(key) > len(disabledKeyPrefix) && key[:len(disabledKeyPrefix)] == disabledKeyPrefix {
-				return
-			}
-			r, err := DecodeRequest(m.Value)
-			if err != nil {
-				badErr = err
-				return
-			}
-			live[key] = r
-		}, func() { once.Do(func() { close(ready) }) })
-	}()
-	select {
-	case <-ready:
-	case err := <-errc:
-		if err == nil {
-			err = errors.New("follow ended early")
-		}
-		return nil, fmt.Errorf("cannot read %s: %w", topic, err)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	cancel()
-	<-errc
-	mu.Lock()
-	defer mu.Unlock()
-	if badErr != nil {
-		return nil, fmt.Errorf("%s: %w", topic, badErr)
+	live, err := readTopic(ctx, f, topic)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]Request, 0, len(live))
-	for _, r := range live {
+	for key, v := range live {
+		if strings.HasPrefix(key, disabledKeyPrefix) {
+			continue
+		}
+		r, err := DecodeRequest(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", topic, err)
+		}
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool {

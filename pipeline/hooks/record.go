@@ -27,6 +27,9 @@ const (
 	OutcomeDuplicate = "duplicate"
 	// OutcomeRejected: an operator rejected the held request.
 	OutcomeRejected = "rejected"
+	// OutcomeCancelled: a pending or held suspension, or a pending
+	// expiry release, cancelled by a release or a confirm; not sent.
+	OutcomeCancelled = "cancelled"
 )
 
 // Delivery is one row of ClickHouse hook_deliveries: an attempt, or a

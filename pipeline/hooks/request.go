@@ -37,6 +37,15 @@ type Request struct {
 	Approved bool `json:"approved,omitempty"`
 	// HeldReason says why a held request is held.
 	HeldReason string `json:"held_reason,omitempty"`
+	// ExpiresAt is, for a suspension whose rule sets suspend_for, when
+	// the subject is released unless an operator confirms it.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Expiry marks the release sent at a suspension's ExpiresAt; it is
+	// not sent when the subject was confirmed after CreatedAt.
+	Expiry bool `json:"expiry,omitempty"`
+	// DecisionID is, for a release an operator asked for, the decision;
+	// the dispatcher allowlists the subject before attempting it.
+	DecisionID string `json:"decision_id,omitempty"`
 }
 
 // Encode returns the request's JSON.

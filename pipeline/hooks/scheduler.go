@@ -19,8 +19,8 @@ type scheduler struct {
 	mu       sync.Mutex
 	entries  map[string]*entry
 	due      dueHeap
-	held     map[string]bool
-	parked   map[string]bool
+	held     map[string]Request
+	parked   map[string]Request
 	disabled map[string]bool
 	wake     chan struct{}
 }
@@ -50,7 +50,7 @@ func (h *dueHeap) Pop() any {
 }
 
 func newScheduler(now func() time.Time) *scheduler {
-	return &scheduler{now: now, entries: map[string]*entry{}, held: map[string]bool{}, parked: map[string]bool{},
+	return &scheduler{now: now, entries: map[string]*entry{}, held: map[string]Request{}, parked: map[string]Request{},
 		disabled: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
@@ -89,14 +89,51 @@ func (s *scheduler) applyRetry(m Message) (err error) {
 }
 
 // applySet applies a held- or parked-topic record to the set of IDs there.
-func (s *scheduler) applySet(set map[string]bool, m Message) {
+func (s *scheduler) applySet(set map[string]Request, m Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(m.Value) == 0 {
 		delete(set, string(m.Key))
-	} else {
-		set[string(m.Key)] = true
+		return
 	}
+	r, err := DecodeRequest(m.Value)
+	if err != nil {
+		r = Request{ID: string(m.Key)} // still known: never sent again
+	}
+	set[string(m.Key)] = r
+}
+
+// requests returns the pending requests.
+func (s *scheduler) requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Request, 0, len(s.entries))
+	for _, e := range s.entries {
+		out = append(out, e.req)
+	}
+	return out
+}
+
+// subject returns the pending, held and parked requests of subject.
+func (s *scheduler) subject(kind, subject string) (pending, held, parked []Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.entries {
+		if e.req.SubjectKind == kind && e.req.Subject == subject {
+			pending = append(pending, e.req)
+		}
+	}
+	for _, r := range s.held {
+		if r.SubjectKind == kind && r.Subject == subject {
+			held = append(held, r)
+		}
+	}
+	for _, r := range s.parked {
+		if r.SubjectKind == kind && r.Subject == subject {
+			parked = append(parked, r)
+		}
+	}
+	return pending, held, parked
 }
 
 // known reports whether a request is pending, held or parked already.
@@ -104,7 +141,9 @@ func (s *scheduler) known(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, pending := s.entries[id]
-	return pending || s.held[id] || s.parked[id]
+	_, held := s.held[id]
+	_, parked := s.parked[id]
+	return pending || held || parked
 }
 
 // isDisabled reports whether endpoint was disabled by a 410.

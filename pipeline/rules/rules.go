@@ -36,7 +36,13 @@ type Set struct {
 	Source string
 
 	numbers, prefixes, sources []string
+	suspendFor                 map[string]time.Duration
 }
+
+// SuspendFor returns the rule's suspend_for: how long the hook
+// dispatcher keeps its suspensions before releasing them unless an
+// operator confirms; 0 when the rule sets none (until released).
+func (s *Set) SuspendFor(rule string) time.Duration { return s.suspendFor[rule] }
 
 // AllowlistEntries returns the allowlist as the file lists it: exact
 // numbers, number prefixes and source identifiers.
@@ -69,7 +75,9 @@ type rule struct {
 	Cooldown    string  `yaml:"cooldown"`
 	Score       string  `yaml:"score"`
 	Escalate    []level `yaml:"escalate"`
-	level       `yaml:",inline"`
+	// SuspendFor is read by the hook dispatcher, not the detectors.
+	SuspendFor string `yaml:"suspend_for"`
+	level      `yaml:",inline"`
 }
 
 // Load reads and compiles the rules file at path.
@@ -98,7 +106,7 @@ func Parse(data []byte, source string) (*Set, error) {
 	if len(f.Rules) == 0 {
 		return nil, fail("no rules")
 	}
-	set := &Set{Source: source}
+	set := &Set{Source: source, suspendFor: map[string]time.Duration{}}
 	for _, n := range append(append([]string{}, f.Allowlist.Numbers...), f.Allowlist.Prefixes...) {
 		if n == "" || (n[0] != '+' && !isDigits(n)) {
 			return nil, fail("allowlist: %q is not an E.164 number or prefix (\"+1800…\")", n)
@@ -125,6 +133,20 @@ func Parse(data []byte, source string) (*Set, error) {
 		dr, err := compileRule(&r)
 		if err != nil {
 			return nil, fail("%s: %v", where, err)
+		}
+		if r.SuspendFor != "" {
+			d, err := ParseDuration(r.SuspendFor)
+			if err != nil || d <= 0 {
+				return nil, fail("%s: suspend_for %q must be a positive duration (24h, 7d)", where, r.SuspendFor)
+			}
+			suspends := false
+			for _, l := range dr.Levels {
+				suspends = suspends || l.Action == schemas.ActionSuspend
+			}
+			if !suspends {
+				return nil, fail("%s: suspend_for needs action suspend on the rule or one of its levels", where)
+			}
+			set.suspendFor[r.Name] = d
 		}
 		set.rules = append(set.rules, dr)
 		set.lines = append(set.lines, node.Line)

@@ -105,6 +105,22 @@ func TestBadRulesFiles(t *testing.T) {
 	f("rules:\n  - name: a\n    key: caller\n    window: 1h\n    when: calls >= 10\n    severity: warning\n", "missing cooldown")
 	f("rules:\n  - name: a\n"+ok+"    escalate:\n      - when: calls >= 50\n        severity: info\n", "escalate[0]: severity info must be higher than warning")
 	f("allowlist:\n  numbers: [\"hello\"]\nrules:\n  - name: a\n"+ok, `allowlist: "hello" is not an E.164 number`)
+	f("rules:\n  - name: a\n"+ok+"    suspend_for: 24h\n", `rule "a" (line 2): suspend_for needs action suspend`)
+	f("rules:\n  - name: a\n"+ok+"    action: suspend\n    suspend_for: soon\n", `suspend_for "soon" must be a positive duration`)
+}
+
+func TestSuspendFor(t *testing.T) {
+	const ok = "    key: caller\n    window: 1h\n    when: calls >= 10\n    severity: warning\n    cooldown: 1h\n"
+	set, err := Parse([]byte("rules:\n  - name: a\n"+ok+"    action: suspend\n    suspend_for: 1d\n  - name: b\n"+ok), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := set.SuspendFor("a"); got != 24*time.Hour {
+		t.Errorf("a: %v", got)
+	}
+	if got := set.SuspendFor("b"); got != 0 {
+		t.Errorf("b: %v", got)
+	}
 }
 
 func TestCheckNamesFileRuleAndWindows(t *testing.T) {
