@@ -149,7 +149,7 @@ func loadRunConfig(path string) (runConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		return cfg, yamlErrors(path, data, err)
 	}
 	return cfg, nil
 }

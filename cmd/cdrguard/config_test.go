@@ -60,7 +60,7 @@ func TestBadConfigs(t *testing.T) {
 			t.Fatalf("config:\n%s\nerror %v, want one containing %q", body, err, want)
 		}
 	}
-	f("kafka:\n  topik: cdrs\n", "field topik not found")
+	f("kafka:\n  topik: cdrs\n", "line 2: kafka.topik is not a setting")
 	f("kafka:\n  brokers: [localhost]\n", `kafka.brokers[0] "localhost" is not host:port`)
 	f("kafka:\n  brokers: []\n", "kafka.brokers: at least one broker")
 	f("kafka:\n  group: \"\"\n", "kafka.group is empty")
@@ -68,7 +68,10 @@ func TestBadConfigs(t *testing.T) {
 	f("kafka:\n  sasl: {mechanism: PLAIN}\n", "kafka.sasl.username is empty")
 	f("kafka:\n  tls: {enabled: true, cert_file: c.pem}\n", "cert_file and key_file go together")
 	f("kafka:\n  commit_interval: 0s\n", "kafka.commit_interval 0s must be positive")
-	f("kafka:\n  commit_interval: soon\n", "cannot unmarshal")
+	f("kafka:\n  commit_interval: soon\n", `line 2: kafka.commit_interval: "soon" is not a duration (for example 30s or 5m)`)
+	f("detect:\n  windows: [{size: 5m, buckets: many}]\n", `line 2: detect.windows[0].buckets: "many" is not a whole number`)
+	f("detect: [1, 2]\n", "line 1: detect: a list where a section (key: value lines) is expected")
+	f("clickhouse:\n  store_cdrs: maybe\n", `clickhouse.store_cdrs: "maybe" is not true or false`)
 	f("kafka:\n  max_in_flight: 0\n", "kafka.max_in_flight 0")
 	f("input:\n  country_code: \"+44\"\n", `input.country_code "+44" must be digits`)
 	f("input:\n  max_record_bytes: 10\n", "input.max_record_bytes 10")
