@@ -14,6 +14,7 @@ import (
 	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/hooks"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
+	"github.com/cdrguard/cdrguard/pipeline/stream"
 )
 
 // runConfig is the file layout of `cdrguard run --config FILE`. Every
@@ -113,6 +114,11 @@ type logConfig struct {
 // defaultRunConfig is what `cdrguard run` uses without a config file: a
 // local broker on 127.0.0.1:9092.
 func defaultRunConfig() runConfig {
+	sd, dd := stream.DefaultConfig(), detectors.DefaultConfig()
+	var windows []windowConfig
+	for _, w := range dd.Windows {
+		windows = append(windows, windowConfig{Size: w.Size, Buckets: w.Buckets})
+	}
 	return runConfig{
 		Kafka: kafkaConfig{
 			Conn:         kafkaio.Conn{Brokers: []string{"127.0.0.1:9092"}, ClientID: "cdrguard"},
@@ -120,18 +126,20 @@ func defaultRunConfig() runConfig {
 			Group:        "cdrguard",
 			AlertsTopic:  "cdr-alerts",
 			CreateTopics: true, ReplicationFactor: -1,
-			CommitInterval: time.Second, ConnectTimeout: time.Minute, SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second,
-			MaxInFlight: 4, MaxBatch: 5000,
+			CommitInterval: sd.CommitInterval, ConnectTimeout: sd.ConnectTimeout,
+			SessionTimeout: sd.SessionTimeout, RebalanceTimeout: sd.RebalanceTimeout,
+			MaxInFlight: sd.MaxInFlight, MaxBatch: sd.MaxBatch,
 		},
-		Input: inputConfig{NationalPrefix: "0", MaxRecordBytes: 1 << 20, MaxFuture: 24 * time.Hour},
+		Input: inputConfig{NationalPrefix: "0", MaxRecordBytes: sd.MaxRecordBytes, MaxFuture: sd.MaxFuture},
 		Detect: detectConfig{
-			Rules: "deploy/rules.yaml", Lateness: 10 * time.Minute, ShortCallS: 10, DetailCalls: 8,
-			ExactPeers: 4096, CallerFloor: 20, IdleRelease: time.Minute, Rebuild: true,
+			Rules: "deploy/rules.yaml", Lateness: dd.Lateness, ShortCallS: dd.ShortCallS, Windows: windows,
+			DetailCalls: dd.DetailCalls, ExactPeers: dd.ExactPeers, CallerFloor: dd.CallerFloor,
+			WatermarkQuorum: dd.WatermarkQuorum, IdleRelease: sd.IdleRelease, Rebuild: true,
 		},
 		ClickHouse:      clickhouseConfig{CDRRetentionDays: 30, MaxRows: 100000, FlushInterval: 250 * time.Millisecond, Migrate: true, Loader: true},
 		Metrics:         metricsConfig{Listen: "127.0.0.1:9464"},
 		Log:             logConfig{Level: "info", Format: "json"},
-		ShutdownTimeout: 30 * time.Second,
+		ShutdownTimeout: sd.ShutdownTimeout,
 	}
 }
 

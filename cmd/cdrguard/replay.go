@@ -13,13 +13,15 @@ import (
 
 	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/replay"
-	"github.com/cdrguard/cdrguard/pipeline/rules"
 	"github.com/cdrguard/cdrguard/pipeline/synth"
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
-// detectorFlags are the detection settings shared by replay and run.
+// detectorFlags are replay's detection settings: the detect and input
+// sections of a run config (--config), so a backtest runs as the live job
+// does, with a few flags over them.
 type detectorFlags struct {
+	config         string
 	rules          string
 	lateness       time.Duration
 	shortCallS     int
@@ -28,22 +30,43 @@ type detectorFlags struct {
 }
 
 func (d *detectorFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.rules, "rules", envOr("CDRGUARD_RULES", "deploy/rules.yaml"), "rules file (YAML) [$CDRGUARD_RULES]")
-	fs.DurationVar(&d.lateness, "lateness", 10*time.Minute, "allowed lateness of records behind the latest start time")
-	fs.IntVar(&d.shortCallS, "short-call-s", 10, "talk seconds under which an answered call counts as short")
-	fs.StringVar(&d.countryCode, "country-code", "", "home country calling code for numbers written without one (e.g. 44)")
-	fs.StringVar(&d.nationalPrefix, "national-prefix", "0", "national trunk prefix stripped before adding the country code")
+	def := defaultRunConfig()
+	fs.StringVar(&d.config, "config", os.Getenv("CDRGUARD_CONFIG"), "run config (YAML) whose detect and input settings to use [$CDRGUARD_CONFIG]")
+	fs.StringVar(&d.rules, "rules", os.Getenv("CDRGUARD_RULES"), "rules file (YAML), over the config's detect.rules [$CDRGUARD_RULES] (default "+def.Detect.Rules+")")
+	fs.DurationVar(&d.lateness, "lateness", def.Detect.Lateness, "allowed lateness of records behind the latest start time (detect.lateness)")
+	fs.IntVar(&d.shortCallS, "short-call-s", def.Detect.ShortCallS, "talk seconds under which an answered call counts as short (detect.short_call_s)")
+	fs.StringVar(&d.countryCode, "country-code", "", "home country calling code for numbers written without one, e.g. 44 (input.country_code)")
+	fs.StringVar(&d.nationalPrefix, "national-prefix", def.Input.NationalPrefix, "national trunk prefix stripped before adding the country code (input.national_prefix)")
 }
 
-func (d *detectorFlags) plan() *schemas.NumberPlan {
-	if d.countryCode == "" {
-		return nil
+// resolve reads the config (or the defaults) and applies the flags that
+// were given on the command line over it.
+func (d *detectorFlags) resolve(fs *flag.FlagSet) (runConfig, error) {
+	cfg, err := loadRunConfig(d.config)
+	if err != nil {
+		return cfg, err
 	}
-	return &schemas.NumberPlan{CountryCode: d.countryCode, NationalPrefix: d.nationalPrefix}
-}
-
-func (d *detectorFlags) config() detectors.Config {
-	return detectors.Config{Lateness: d.lateness, ShortCallS: d.shortCallS}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if d.rules != "" {
+		cfg.Detect.Rules = d.rules
+	}
+	if set["lateness"] {
+		cfg.Detect.Lateness = d.lateness
+	}
+	if set["short-call-s"] {
+		cfg.Detect.ShortCallS = d.shortCallS
+	}
+	if set["country-code"] {
+		cfg.Input.CountryCode = d.countryCode
+	}
+	if set["national-prefix"] {
+		cfg.Input.NationalPrefix = d.nationalPrefix
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
 }
 
 func envOr(name, def string) string {
@@ -73,11 +96,15 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("%w: --timezone: %v", errUsage, err)
 	}
-	set, err := rules.Load(df.rules)
+	cfg, err := df.resolve(fs)
 	if err != nil {
 		return err
 	}
-	eng, err := detectors.NewEngine(df.config(), set.Rules(), set.Allowlist)
+	set, err := loadRules(cfg)
+	if err != nil {
+		return err
+	}
+	eng, err := detectors.NewEngine(cfg.detectorConfig(), set.Rules(), set.Allowlist)
 	if err != nil {
 		return err
 	}
@@ -97,7 +124,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	r := replay.New(eng, replay.JSONLines(w), truth)
 	start := time.Now()
 	for _, in := range fs.Args() {
-		if err := replayInput(ctx, r, in, *format, schemas.DecodeOptions{Plan: df.plan(), Location: loc}); err != nil {
+		if err := replayInput(ctx, r, in, *format, schemas.DecodeOptions{Plan: cfg.numberPlan(), Location: loc}); err != nil {
 			return err
 		}
 	}

@@ -217,3 +217,39 @@ func TestHelpForEachCommand(t *testing.T) {
 		}
 	}
 }
+
+// replay --config runs a backtest with the live job's detection settings:
+// the config's lateness and windows give the same alerts as the flags,
+// and other alerts than the defaults.
+func TestReplayUsesTheRunConfig(t *testing.T) {
+	dir := t.TempDir()
+	day := filepath.Join(dir, "day.jsonl")
+	if code, _, stderr := cli(t, "gen", "--seed", "4", "--scale", "0.05", "--out", day); code != 0 {
+		t.Fatalf("gen: exit %d: %s", code, stderr)
+	}
+	rules, err := filepath.Abs(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "detect:\n  rules: "+rules+"\n  lateness: 2m\n  short_call_s: 6\n")
+	code, fromConfig, stderr := cli(t, "replay", "--config", cfg, day)
+	if code != 0 {
+		t.Fatalf("replay --config: exit %d: %s", code, stderr)
+	}
+	code, fromFlags, stderr := cli(t, "replay", "--rules", rules, "--lateness", "2m", "--short-call-s", "6", day)
+	if code != 0 {
+		t.Fatalf("replay with flags: exit %d: %s", code, stderr)
+	}
+	_, defaults, _ := cli(t, "replay", "--rules", rules, day)
+	if fromConfig == "" || fromConfig != fromFlags {
+		t.Fatalf("replay --config and the same settings as flags differ (%d and %d bytes of alerts)", len(fromConfig), len(fromFlags))
+	}
+	if fromConfig == defaults {
+		t.Fatal("the config's detection settings changed nothing")
+	}
+	// A flag wins over the config.
+	_, flagOverConfig, _ := cli(t, "replay", "--config", cfg, "--lateness", "10m", "--short-call-s", "10", day)
+	if flagOverConfig != defaults {
+		t.Fatal("flags did not override the config's settings")
+	}
+}

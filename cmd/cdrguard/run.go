@@ -124,9 +124,6 @@ func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 		SessionTimeout: cfg.Kafka.SessionTimeout, RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout, Log: log, Metrics: metrics, Health: probes,
 	}
-	if sc.IdleRelease == 0 {
-		sc.IdleRelease = -1 // 0 in the file means never
-	}
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}

@@ -63,8 +63,8 @@ type Config struct {
 	// clock (a broken switch clock). Default 24h.
 	MaxFuture time.Duration
 	// IdleRelease: when a partition receives nothing for this long, its
-	// engine releases what it holds. Default 60s; 0 means the default, a
-	// negative value never.
+	// engine releases what it holds; 0 (or negative) never. DefaultConfig
+	// has 60s.
 	IdleRelease time.Duration
 	// Rebuild replays a newly owned partition's recent records quietly
 	// before its alerts resume. Default on (NoRebuild turns it off).
@@ -91,39 +91,38 @@ type Config struct {
 	Now func() time.Time
 }
 
-func (c *Config) defaults() {
-	if c.CommitInterval <= 0 {
-		c.CommitInterval = time.Second
+// DefaultConfig returns the job's defaults, the one source of them: a
+// zero field of a Config takes its value from here (IdleRelease excepted:
+// zero is "never"), and `cdrguard run`'s configuration starts from it.
+func DefaultConfig() Config {
+	return Config{
+		CommitInterval: time.Second, FlushInterval: 100 * time.Millisecond, MaxBatch: 5000, MaxInFlight: 4,
+		MaxRecordBytes: 1 << 20, MaxFuture: 24 * time.Hour, IdleRelease: time.Minute,
+		SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second, ShutdownTimeout: 30 * time.Second,
+		ConnectTimeout: time.Minute,
 	}
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = 100 * time.Millisecond
+}
+
+func (c *Config) defaults() {
+	d := DefaultConfig()
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&c.CommitInterval, d.CommitInterval}, {&c.FlushInterval, d.FlushInterval}, {&c.MaxFuture, d.MaxFuture},
+		{&c.SessionTimeout, d.SessionTimeout}, {&c.RebalanceTimeout, d.RebalanceTimeout},
+		{&c.ShutdownTimeout, d.ShutdownTimeout}, {&c.ConnectTimeout, d.ConnectTimeout}} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 5000
+		c.MaxBatch = d.MaxBatch
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 4
+		c.MaxInFlight = d.MaxInFlight
 	}
 	if c.MaxRecordBytes <= 0 {
-		c.MaxRecordBytes = 1 << 20
-	}
-	if c.MaxFuture <= 0 {
-		c.MaxFuture = 24 * time.Hour
-	}
-	if c.IdleRelease == 0 {
-		c.IdleRelease = time.Minute
-	}
-	if c.SessionTimeout <= 0 {
-		c.SessionTimeout = 10 * time.Second
-	}
-	if c.RebalanceTimeout <= 0 {
-		c.RebalanceTimeout = 30 * time.Second
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 30 * time.Second
-	}
-	if c.ConnectTimeout <= 0 {
-		c.ConnectTimeout = time.Minute
+		c.MaxRecordBytes = d.MaxRecordBytes
 	}
 	if c.DLQTopic == "" {
 		c.DLQTopic = c.Topic + ".dlq"

@@ -66,7 +66,7 @@ func (w *worker) upstreamAt(src int, wm int64, idle bool) {
 // idleCheck releases everything an input engine holds once its partition
 // has been quiet for the idle-release time.
 func (w *worker) idleCheck(ctx context.Context, now time.Time) {
-	if w.j.cfg.IdleRelease < 0 || w.st.idle || now.Sub(w.st.lastRecord) < w.j.cfg.IdleRelease {
+	if w.j.cfg.IdleRelease <= 0 || w.st.idle || now.Sub(w.st.lastRecord) < w.j.cfg.IdleRelease {
 		return
 	}
 	// Idle means caught up: a slow consumer with records waiting in the

@@ -1,0 +1,11 @@
+package detectors
+
+// DefaultConfig returns the engine's defaults, the one source of them:
+// every zero field of a Config takes its value from here, and the
+// commands' configuration starts from it (Kinds, which depend on the
+// engine's role, stay empty: all kinds).
+func DefaultConfig() Config {
+	c := Config{}.withDefaults()
+	c.Kinds = nil
+	return c
+}
