@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,53 @@ func TestRunGivesUpOnUnreachableBrokers(t *testing.T) {
 	}
 	if took < 2*time.Second || took > 20*time.Second {
 		t.Errorf("gave up after %v, want about the 2s connect timeout", took)
+	}
+}
+
+// config check validates without connecting and prints the effective
+// configuration, which loads again to the same settings, with every
+// secret redacted.
+func TestConfigCheckPrintsEffectiveConfigRedacted(t *testing.T) {
+	rules, err := filepath.Abs(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, `kafka:
+  brokers: ["k1:9092", "k2:9092"]
+  sasl: {mechanism: SCRAM-SHA-512, username: cdrguard, password: hunter2}
+  session_timeout: 15s
+clickhouse:
+  dsn: clickhouse://fraud:s3cr3t@ch:9000/cdrguard
+  password: also-secret
+detect:
+  rules: `+rules+`
+  lateness: 5m
+`)
+	code, out, stderr := cli(t, "config", "check", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, secret := range []string{"hunter2", "s3cr3t", "also-secret"} {
+		if strings.Contains(out+stderr, secret) {
+			t.Errorf("config check printed the secret %q", secret)
+		}
+	}
+	if !strings.Contains(out, "lateness: 5m") || !strings.Contains(out, "session_timeout: 15s") || !strings.Contains(out, "short_call_s: 10") {
+		t.Errorf("effective configuration lacks the file's settings or the defaults:\n%s", out)
+	}
+	again, err := loadRunConfig(writeConfig(t, out))
+	if err != nil {
+		t.Fatalf("the printed configuration does not load: %v\n%s", err, out)
+	}
+	want, _ := loadRunConfig(path)
+	want.Kafka.SASL.Password, want.ClickHouse.Password = redacted, redacted
+	want.ClickHouse.DSN = "clickhouse://fraud:" + redacted + "@ch:9000/cdrguard"
+	if !reflect.DeepEqual(again, want) {
+		t.Errorf("printed configuration loads to\n%+v\nwant\n%+v", again, want)
+	}
+	// A bad one names the key, without connecting.
+	code, _, stderr = cli(t, "config", "check", writeConfig(t, "kafka:\n  max_batch: 0\n"))
+	if code == 0 || !strings.Contains(stderr, "kafka.max_batch 0") {
+		t.Errorf("bad config: exit %d, %q", code, stderr)
 	}
 }
