@@ -132,7 +132,7 @@ func defaultRunConfig() runConfig {
 		},
 		Input: inputConfig{NationalPrefix: "0", MaxRecordBytes: sd.MaxRecordBytes, MaxFuture: sd.MaxFuture},
 		Detect: detectConfig{
-			Rules: "deploy/rules.yaml", Lateness: dd.Lateness, ShortCallS: dd.ShortCallS, Windows: windows,
+			Rules: "", Lateness: dd.Lateness, ShortCallS: dd.ShortCallS, Windows: windows,
 			DetailCalls: dd.DetailCalls, ExactPeers: dd.ExactPeers, CallerFloor: dd.CallerFloor,
 			WatermarkQuorum: dd.WatermarkQuorum, IdleRelease: sd.IdleRelease, Rebuild: true,
 		},
@@ -193,8 +193,6 @@ func (c *runConfig) validate() error {
 		return fmt.Errorf("input.max_record_bytes %d must be between 1024 and 67108864", c.Input.MaxRecordBytes)
 	case c.Input.CountryCode != "" && !isDigits(c.Input.CountryCode):
 		return fmt.Errorf("input.country_code %q must be digits (e.g. 44)", c.Input.CountryCode)
-	case c.Detect.Rules == "":
-		return errors.New("detect.rules is empty")
 	case c.ClickHouse.DSN == "" && (c.ClickHouse.StoreCDRs || c.ClickHouse.PseudonymizeCallees):
 		return errors.New("clickhouse.store_cdrs and clickhouse.pseudonymize_callees need clickhouse.dsn")
 	case c.ClickHouse.PseudonymizeCallees && c.ClickHouse.PseudonymKeyFile == "" && os.Getenv("CDRGUARD_PSEUDONYM_KEY") == "":

@@ -19,6 +19,10 @@ import (
 // redacted.
 func runConfigCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "check" {
+		fs := newFlagSet("config", "config check FILE", stderr)
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: config check FILE", errUsage)
 	}
 	fs := newFlagSet("config check", "config check FILE", stderr)

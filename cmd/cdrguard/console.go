@@ -18,7 +18,6 @@ import (
 
 	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
 	"github.com/cdrguard/cdrguard/pipeline/console"
-	"github.com/cdrguard/cdrguard/pipeline/rules"
 )
 
 // consoleConfig is the console section of the config file.
@@ -142,7 +141,7 @@ func serveConsole(ctx context.Context, cfg runConfig, cc consoleConfig, log *zap
 	if err != nil {
 		return err
 	}
-	set, err := rules.Load(cfg.Detect.Rules)
+	set, err := loadRules(cfg)
 	if err != nil {
 		return err
 	}

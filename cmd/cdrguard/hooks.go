@@ -16,7 +16,6 @@ import (
 	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
 	"github.com/cdrguard/cdrguard/pipeline/hooks"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
-	"github.com/cdrguard/cdrguard/pipeline/rules"
 )
 
 // hooksEnv is what every hooks subcommand needs: the configuration, a
@@ -221,7 +220,7 @@ func openRecorders(ctx context.Context, cfg runConfig, log *zap.Logger) (hooks.R
 // serveHooks runs the dispatcher in the group <group>-hooks, and its
 // release API when hooks.api is set, until ctx ends or one fails.
 func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
-	set, err := rules.Load(cfg.Detect.Rules)
+	set, err := loadRules(cfg)
 	if err != nil {
 		return err
 	}

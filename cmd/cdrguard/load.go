@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
+	"github.com/cdrguard/cdrguard/deploy"
 	"github.com/cdrguard/cdrguard/pipeline/health"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/loader"
@@ -88,7 +89,13 @@ func runLoader(ctx context.Context, cfg runConfig, kc *kafkaio.Client, set *rule
 // loadRules reads the rules file and checks it against the detection
 // settings, so a rule naming an unknown window stops the process at start.
 func loadRules(cfg runConfig) (*rules.Set, error) {
-	set, err := rules.Load(cfg.Detect.Rules)
+	var set *rules.Set
+	var err error
+	if cfg.Detect.Rules == "" {
+		set, err = rules.Parse(deploy.DefaultRules, deploy.DefaultRulesName)
+	} else {
+		set, err = rules.Load(cfg.Detect.Rules)
+	}
 	if err != nil {
 		return nil, err
 	}

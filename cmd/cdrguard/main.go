@@ -41,6 +41,7 @@ func commands() []command {
 		{"hooks", "deliver suspension webhooks; hooks parked|redeliver|held|approve|reject|enable", runHooks},
 		{"console", "the fraud team's web console; console hash-password makes a users-file hash", runConsole},
 		{"release", "lift the suspensions of a number (or source) and allowlist it; --action confirm keeps one past its expiry", runRelease},
+		{"rules", "rules print: the built-in default rules; rules check FILE: validate a rules file", runRules},
 		{"config", "config check FILE: validate a configuration and print the effective one, secrets redacted", runConfigCmd},
 		{"replay", "run CDR files through the detectors and print alerts (backtest rules)", runReplay},
 		{"gen", "generate a synthetic carrier day of CDRs with ground-truth labels", runGen},

@@ -253,3 +253,37 @@ func TestReplayUsesTheRunConfig(t *testing.T) {
 		t.Fatal("flags did not override the config's settings")
 	}
 }
+
+// The default rules are in the binary: replay works from any directory,
+// rules print shows them, rules check validates a file.
+func TestDefaultRulesAreBuiltIn(t *testing.T) {
+	dir := t.TempDir()
+	day := filepath.Join(dir, "day.jsonl")
+	if code, _, stderr := cli(t, "gen", "--seed", "2", "--scale", "0.02", "--out", day); code != 0 {
+		t.Fatalf("gen: exit %d: %s", code, stderr)
+	}
+	want, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, _ := filepath.Abs(rulesFile)
+	_, withFile, _ := cli(t, "replay", "--rules", rules, day)
+	t.Chdir(dir) // no deploy/rules.yaml here
+	code, builtIn, stderr := cli(t, "replay", day)
+	if code != 0 || builtIn == "" || builtIn != withFile {
+		t.Fatalf("replay outside the repository: exit %d, %d bytes of alerts (want the %d the rules file gives): %s", code, len(builtIn), len(withFile), stderr)
+	}
+	if code, out, _ := cli(t, "rules", "print"); code != 0 || out != string(want) {
+		t.Fatalf("rules print: exit %d, %d bytes; want deploy/rules.yaml (%d bytes)", code, len(out), len(want))
+	}
+	if code, out, stderr := cli(t, "rules", "check", rules); code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("rules check of the default rules: exit %d %q %q", code, out, stderr)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("rules:\n  - name: x\n    key: caller\n    window: 7m\n    when: calls > 1\n    severity: info\n    action: alert\n    cooldown: 1h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := cli(t, "rules", "check", bad); code == 0 || !strings.Contains(stderr, `rule "x"`) || !strings.Contains(stderr, "7m") {
+		t.Fatalf("rules check of a rule with an unknown window: exit %d %q", code, stderr)
+	}
+}
