@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/synth"
 	"github.com/cdrguard/cdrguard/schemas"
@@ -54,7 +56,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *outPath != "" && *labelsPath == "" {
 		*labelsPath = *outPath + ".labels.jsonl"
 	}
-	if err := writeRecords(ctx, out, gd.Records); err != nil {
+	if err := writeRecords(ctx, out, gd.Records, newProgress(stderr, int64(len(gd.Records)), "gen", false)); err != nil {
 		closeOut()
 		return err
 	}
@@ -74,12 +76,16 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-func writeRecords(ctx context.Context, out io.Writer, recs []schemas.CDR) error {
+func writeRecords(ctx context.Context, out io.Writer, recs []schemas.CDR, bar *progressbar.ProgressBar) error {
 	w := bufio.NewWriterSize(out, 1<<20)
 	var buf []byte
+	defer progressDone(bar)
 	for i := range recs {
-		if i&0xffff == 0 && ctx.Err() != nil {
-			return ctx.Err()
+		if i&0xffff == 0 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			progressAdd(bar, min(0x10000, len(recs)-i))
 		}
 		buf = schemas.AppendJSON(buf[:0], &recs[i])
 		buf = append(buf, '\n')
@@ -123,7 +129,11 @@ func produce(ctx context.Context, stderr io.Writer, brokers []string, topic stri
 	}
 	defer kc.Close()
 	start := time.Now()
-	if err := kc.ProduceCDRs(ctx, topic, kafkaio.ProduceOptions{Partitions: partitions, Rate: rate}, recs); err != nil {
+	bar := newProgress(stderr, int64(len(recs)), "produce", false)
+	err = kc.ProduceCDRs(ctx, topic, kafkaio.ProduceOptions{Partitions: partitions, Rate: rate,
+		Progress: func(n int) { progressAdd(bar, n) }}, recs)
+	progressDone(bar)
+	if err != nil {
 		return err
 	}
 	took := time.Since(start)

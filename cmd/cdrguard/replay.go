@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/replay"
 	"github.com/cdrguard/cdrguard/pipeline/synth"
@@ -123,11 +125,19 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	w := bufio.NewWriterSize(out, 1<<16)
 	r := replay.New(eng, replay.JSONLines(w), truth)
 	start := time.Now()
+	var total int64
 	for _, in := range fs.Args() {
-		if err := replayInput(ctx, r, in, *format, schemas.DecodeOptions{Plan: cfg.numberPlan(), Location: loc}); err != nil {
+		if st, err := os.Stat(in); err == nil && in != "-" {
+			total += st.Size()
+		}
+	}
+	bar := newProgress(stderr, total, "replay", true)
+	for _, in := range fs.Args() {
+		if err := replayInput(ctx, r, in, *format, schemas.DecodeOptions{Plan: cfg.numberPlan(), Location: loc}, bar); err != nil {
 			return err
 		}
 	}
+	progressDone(bar)
 	if err := r.Flush(); err != nil {
 		return err
 	}
@@ -146,7 +156,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // replayInput opens one input (- is stdin) and replays it.
-func replayInput(ctx context.Context, r *replay.Replayer, path, format string, opts schemas.DecodeOptions) error {
+func replayInput(ctx context.Context, r *replay.Replayer, path, format string, opts schemas.DecodeOptions, bar *progressbar.ProgressBar) error {
 	var in io.Reader = os.Stdin
 	name := "stdin"
 	if path != "-" {
@@ -157,7 +167,7 @@ func replayInput(ctx context.Context, r *replay.Replayer, path, format string, o
 		defer f.Close()
 		in, name = f, path
 	}
-	dec, err := schemas.NewDecoder(format, bufio.NewReaderSize(in, 1<<20), opts)
+	dec, err := schemas.NewDecoder(format, bufio.NewReaderSize(progressReader(in, bar), 1<<20), opts)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

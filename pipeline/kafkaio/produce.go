@@ -21,6 +21,9 @@ type ProduceOptions struct {
 	// Rate is the number of messages per second; 0 is as fast as
 	// possible.
 	Rate float64
+	// Progress, when set, is called after each acknowledged batch with
+	// the number of messages it held (a progress bar's Add).
+	Progress func(n int)
 }
 
 // Produce writes msgs into topic, in order, in batches through the writer
@@ -68,6 +71,9 @@ func (c *Client) produce(ctx context.Context, topic string, opts ProduceOptions,
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			w.Close()
 			return fmt.Errorf("cannot produce to %s (%d of %d messages written): %w", topic, i, n, err)
+		}
+		if opts.Progress != nil {
+			opts.Progress(len(msgs))
 		}
 		if opts.Rate > 0 {
 			due := start.Add(time.Duration(float64(i+len(msgs)) / opts.Rate * float64(time.Second)))
