@@ -3,6 +3,7 @@
 #   make run    generate a synthetic carrier day and replay it through the
 #               detectors (no Kafka or ClickHouse needed)
 #   make test   start local Kafka and ClickHouse, run every test with -race
+#   make demo   the whole product locally: run, hooks, console
 #   make bench  Go benchmarks (decoder, engine, memory per caller)
 #   make lint   gofmt, go vet, staticcheck
 
@@ -13,7 +14,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SERVICES_SH := deploy/local/services.sh
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build run test test-unit bench bench-e2e lint fmt services-up services-down clean
+.PHONY: build run demo test test-unit bench bench-e2e lint fmt services-up services-down clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/cdrguard
@@ -22,6 +23,12 @@ run: build
 	@mkdir -p $(RUN_DIR)
 	$(BIN) gen --seed 1 --out $(RUN_DIR)/day.jsonl
 	$(BIN) replay --rules deploy/rules.yaml --labels $(RUN_DIR)/day.jsonl.labels.jsonl $(RUN_DIR)/day.jsonl
+
+# The whole product on this machine: local Kafka and ClickHouse, a day
+# streamed through cdrguard run with webhooks to a demo receiver, and the
+# console (it prints the URL and the demo user's password).
+demo:
+	deploy/local/demo.sh
 
 # The integration tests talk to the real Kafka and ClickHouse started by
 # services-up; CDRGUARD_INTEGRATION=1 makes them fail rather than skip when
