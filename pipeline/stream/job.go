@@ -299,17 +299,23 @@ func (j *job) forget(st *partitionState) {
 	}
 }
 
+// The key kinds of the two roles' engines.
+var (
+	callerKinds = []schemas.SubjectKind{schemas.SubjectCaller}
+	sourceKinds = []schemas.SubjectKind{schemas.SubjectTrunk, schemas.SubjectIMEI, schemas.SubjectIMSI, schemas.SubjectSourceIP}
+)
+
 // newState makes a fresh engine for a partition.
 func (j *job) newState(topic string, partition int) (*partitionState, error) {
 	dc := j.cfg.Detect
 	st := &partitionState{topic: topic, partition: partition}
 	if topic == j.cfg.Topic {
 		st.role = inputRole
-		dc.Kinds = []schemas.SubjectKind{schemas.SubjectCaller}
+		dc.Kinds = callerKinds
 		dc.Aggregates = j.cfg.Rows
 	} else {
 		st.role = sourcesRole
-		dc.Kinds = []schemas.SubjectKind{schemas.SubjectTrunk, schemas.SubjectIMEI, schemas.SubjectIMSI, schemas.SubjectSourceIP}
+		dc.Kinds = sourceKinds
 		dc.Aggregates = false
 		dc.ExternalWatermark = true
 		st.upstream = newUpstream(j.inputPartitions)

@@ -22,6 +22,9 @@ type Metrics struct {
 	WriteRetries  *prometheus.CounterVec   // output
 	Rebuilds      *prometheus.CounterVec   // topic
 	Fenced        *prometheus.CounterVec   // topic, partition
+	Keys          *prometheus.GaugeVec     // topic, partition, kind
+	DetailedKeys  *prometheus.GaugeVec     // topic, partition, kind
+	Late          *prometheus.CounterVec   // topic, partition
 }
 
 // NewMetrics registers the job's metrics with reg.
@@ -50,12 +53,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Failed output writes that were retried, by output."}, []string{"output"}),
 		Rebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_rebuilds_total",
 			Help: "Partitions whose windows were rebuilt after a rebalance or restart."}, []string{"topic"}),
+		Keys: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_detector_keys",
+			Help: "Keys (callers, sources) the engine keeps state for, by kind."}, []string{"topic", "partition", "kind"}),
+		DetailedKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_detector_detailed_keys",
+			Help: "Keys with detailed (per-window) state: the busy ones."}, []string{"topic", "partition", "kind"}),
+		Late: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_late_records_total",
+			Help: "Records that started more than the lateness behind the watermark (counted, not held)."}, []string{"topic", "partition"}),
 		Fenced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_fenced_writes_total",
 			Help: "Writes held back because the coordinator did not confirm this member's generation."}, []string{"topic", "partition"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Records, m.Alerts, m.Lag, m.Committed, m.Held, m.Watermark, m.CommitLatency,
-			m.WriteLatency, m.WriteRetries, m.Rebuilds, m.Fenced)
+			m.WriteLatency, m.WriteRetries, m.Rebuilds, m.Fenced, m.Keys, m.DetailedKeys, m.Late)
 	}
 	return m
 }
@@ -131,4 +140,27 @@ func (m *Metrics) removePartition(topic string, p int) {
 		g.DeleteLabelValues(topic, ps)
 	}
 	m.Fenced.DeleteLabelValues(topic, ps)
+	m.Late.DeleteLabelValues(topic, ps)
+	m.Keys.DeletePartialMatch(prometheus.Labels{"topic": topic, "partition": ps})
+	m.DetailedKeys.DeletePartialMatch(prometheus.Labels{"topic": topic, "partition": ps})
+}
+
+// engineState publishes an engine's key counts and late records (called
+// about once a second by the worker; late is the engine's total so far,
+// lastLate what was published before).
+func (m *Metrics) engineState(topic string, p int, eng interface {
+	Keys(schemas.SubjectKind) (int, int)
+}, kinds []schemas.SubjectKind, late, lastLate uint64) {
+	if m == nil {
+		return
+	}
+	ps := strconv.Itoa(p)
+	for _, k := range kinds {
+		keys, detailed := eng.Keys(k)
+		m.Keys.WithLabelValues(topic, ps, k.String()).Set(float64(keys))
+		m.DetailedKeys.WithLabelValues(topic, ps, k.String()).Set(float64(detailed))
+	}
+	if late > lastLate {
+		m.Late.WithLabelValues(topic, ps).Add(float64(late - lastLate))
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap/zaptest"
@@ -678,5 +680,38 @@ func TestSourceTakesReplayedRecordsOnce(t *testing.T) {
 	}
 	if got := taken(); got != uint64(want) {
 		t.Fatalf("source engine took %d source records, want %d (each once)", got, want)
+	}
+}
+
+// The engine's state reaches the metrics: keys by kind, detailed keys,
+// late records; a revoked partition's series go.
+func TestEngineStateMetrics(t *testing.T) {
+	b := newFakeBroker()
+	records(b, 2000)
+	j := testJob(t, b, &fakeProducer{b: b})
+	starts, err := j.prepare(context.Background(), map[string][]kafka.PartitionAssignment{"cdrs": {{ID: 0, Offset: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(j, starts[0].st, &fakeCommitter{}, starts[0].from)
+	r, _ := b.Reader("cdrs", 0, 0, 0)
+	for range 2000 {
+		m, _ := r.FetchMessage(context.Background())
+		w.handle(&m)
+	}
+	w.publishState()
+	gauge := func(v *prometheus.GaugeVec, kind string) float64 {
+		var m dto.Metric
+		_ = v.WithLabelValues("cdrs", "0", kind).Write(&m)
+		return m.GetGauge().GetValue()
+	}
+	keys, detailed := w.st.engine.Keys(schemas.SubjectCaller)
+	if keys == 0 || gauge(j.cfg.Metrics.Keys, "caller") != float64(keys) || gauge(j.cfg.Metrics.DetailedKeys, "caller") != float64(detailed) {
+		t.Fatalf("metrics say %v keys (%v detailed), the engine %d (%d)", gauge(j.cfg.Metrics.Keys, "caller"),
+			gauge(j.cfg.Metrics.DetailedKeys, "caller"), keys, detailed)
+	}
+	j.cfg.Metrics.removePartition("cdrs", 0)
+	if n := testutil.CollectAndCount(j.cfg.Metrics.Keys); n != 0 {
+		t.Fatalf("%d key series left after the partition was revoked", n)
 	}
 }

@@ -41,6 +41,8 @@ type partitionState struct {
 	// and whether it has released everything for idleness.
 	lastRecord time.Time
 	idle       bool
+	// lateSeen is the engine's late-record count last published.
+	lateSeen uint64
 }
 
 // worker runs one partition for one generation.
@@ -71,6 +73,8 @@ type worker struct {
 	// final commit, after it ends).
 	lastCommit  time.Time
 	pendingAcks []time.Time // close times of durable, not yet committed batches
+	// lastState is when the engine's state was last published.
+	lastState time.Time
 	// lease is when writes must first confirm this member's membership
 	// (see confirmMembership); the write loop's.
 	lease time.Time
@@ -203,6 +207,9 @@ func (w *worker) consume(ctx context.Context) error {
 			w.now = w.j.cfg.Now()
 			w.m.lag.Set(float64(r.Lag()))
 			w.m.held.Set(float64(w.st.engine.Held()))
+			if w.now.Sub(w.lastState) >= time.Second {
+				w.publishState()
+			}
 			if w.st.role == inputRole {
 				w.idleCheck(ctx, w.now)
 				if w.st.next >= w.start {
@@ -216,6 +223,17 @@ func (w *worker) consume(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// publishState publishes the engine's key counts and late records.
+func (w *worker) publishState() {
+	late := w.st.engine.Stats().Late
+	kinds := sourceKinds
+	if w.st.role == inputRole {
+		kinds = callerKinds
+	}
+	w.j.cfg.Metrics.engineState(w.st.topic, w.st.partition, w.st.engine, kinds, late, w.st.lateSeen)
+	w.st.lateSeen, w.lastState = late, w.now
 }
 
 // quiet reports whether the record at offset is replayed to rebuild state.
