@@ -50,7 +50,8 @@ func TestHandlers(t *testing.T) {
 			t.Fatalf("subject: HTTP %d\n%.3000s", code, page)
 		}
 		for _, want := range []string{"Why it fired", "<svg class=\"chart\"", "<polyline class=\"s-calls\"", "short_ratio &gt;= 0.75",
-			"distinct_callees &gt;= 0.7 * calls", "Recent CDRs", "suspended&#34;: false", "matched"} {
+			"distinct_callees &gt;= 0.7 * calls", "Recent CDRs", "matched",
+			"<td>bss</td>\n<td><b>suspended</b></td>", "<td>lab</td>", "parked: <small>msg_lab1", "Not on the dynamic allowlist"} {
 			if !strings.Contains(page, want) {
 				t.Errorf("the subject page lacks %q", want)
 			}
@@ -157,6 +158,29 @@ func TestHandlers(t *testing.T) {
 			t.Fatalf("quality: HTTP %d\n%.3000s", code, page)
 		}
 	})
+}
+
+// TestSubjectWithoutReleaseAPI: when the release API cannot be reached
+// the subject page says so plainly and still shows the evidence.
+func TestSubjectWithoutReleaseAPI(t *testing.T) {
+	d := loadDay(t, 0.01)
+	rel, err := NewHTTPReleaser("http://"+freeAddr(t), "some-token-0123456789", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, d, rel)
+	b := newBrowser(t, ts.URL)
+	b.login("vic", testPassword)
+	a := d.alerts[0]
+	code, page, _ := b.get("/subject?kind=" + a.SubjectKind.String() + "&id=" + url.QueryEscape(a.Subject))
+	if code != 200 {
+		t.Fatalf("subject: HTTP %d\n%.2000s", code, page)
+	}
+	for _, want := range []string{"The release API cannot be reached, so the suspension state is unknown right now", "Why it fired", a.AlertID, "Webhook attempts", "Decisions"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the subject page lacks %q", want)
+		}
+	}
 }
 
 // TestAccessControl: a viewer cannot decide, requests without a session
