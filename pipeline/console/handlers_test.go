@@ -135,7 +135,7 @@ func TestHandlers(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, page, _ := ana.get("/deliveries")
-		if code != 200 || !strings.Contains(page, "req-parked") || !strings.Contains(page, "2 held or parked") {
+		if code != 200 || !strings.Contains(page, "req-parked") || !strings.Contains(page, "1 held, 1 parked") {
 			t.Fatalf("deliveries: HTTP %d\n%.3000s", code, page)
 		}
 		if strings.Contains(page, "/approve") {
