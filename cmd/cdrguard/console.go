@@ -42,8 +42,8 @@ type consoleConfig struct {
 	SecureCookies bool `yaml:"secure_cookies"`
 	// Insecure allows a non-loopback Listen without TLS (behind a
 	// TLS-terminating proxy or mesh), as hooks.api.insecure does.
-	Insecure bool `yaml:"insecure"`
-	ReleaseAPI    struct {
+	Insecure   bool `yaml:"insecure"`
+	ReleaseAPI struct {
 		URL       string        `yaml:"url"`
 		TokenFile string        `yaml:"token_file"`
 		Timeout   time.Duration `yaml:"timeout"`
