@@ -229,5 +229,9 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, ss session) {
 	}
 	s.log.Info("decision", zap.String("action", action), zap.String("user", ss.User), zap.String("subject_kind", kind),
 		zap.String("subject", subject), zap.String("alert_id", alertID), zap.String("decision_id", id))
-	redirect(w, r, back, "msg", strings.ReplaceAll(action, "_", " ")+" recorded for "+subject+" by "+ss.User+" (decision "+id+").")
+	msg := strings.ReplaceAll(action, "_", " ") + " recorded for " + subject + " by " + ss.User + " (decision " + id + ")."
+	if action == "release" || action == "false_positive" {
+		msg += " The dispatcher sends the releases and writes the decision to ClickHouse: it shows below within seconds."
+	}
+	redirect(w, r, back, "msg", msg)
 }
