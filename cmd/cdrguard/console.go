@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
 	"github.com/cdrguard/cdrguard/pipeline/console"
+	"github.com/cdrguard/cdrguard/pipeline/hooks"
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 )
 
 // consoleConfig is the console section of the config file.
@@ -36,7 +39,10 @@ type consoleConfig struct {
 	TLSKeyFile  string `yaml:"tls_key_file"`
 	// SecureCookies marks cookies Secure behind a TLS-terminating proxy.
 	SecureCookies bool `yaml:"secure_cookies"`
-	ReleaseAPI    struct {
+	// Insecure allows a non-loopback Listen without TLS (behind a
+	// TLS-terminating proxy or mesh), as hooks.api.insecure does.
+	Insecure   bool `yaml:"insecure"`
+	ReleaseAPI struct {
 		URL       string        `yaml:"url"`
 		TokenFile string        `yaml:"token_file"`
 		Timeout   time.Duration `yaml:"timeout"`
@@ -54,6 +60,7 @@ func runConsole(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	users := fs.String("users", "", "users file (console.users_file)")
 	releaseURL := fs.String("release-api", "", "release API base URL (console.release_api.url)")
 	tokenFile := fs.String("release-token-file", "", "file holding the release API's bearer token (console.release_api.token_file)")
+	insecure := fs.Bool("insecure", false, "allow a non-loopback --listen without TLS, behind a TLS-terminating proxy (console.insecure)")
 	rulesPath := fs.String("rules", os.Getenv("CDRGUARD_RULES"), "rules file, for the thresholds beside alert metrics [$CDRGUARD_RULES]")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -77,16 +84,17 @@ func runConsole(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	set(&cc.UsersFile, *users)
 	set(&cc.ReleaseAPI.URL, *releaseURL)
 	set(&cc.ReleaseAPI.TokenFile, *tokenFile)
+	if *insecure {
+		cc.Insecure = true
+	}
 	if cc.Listen == "" {
 		cc.Listen = "127.0.0.1:8080"
 	}
-	switch {
-	case cfg.ClickHouse.DSN == "":
+	if cfg.ClickHouse.DSN == "" {
 		return fmt.Errorf("%w: --clickhouse or clickhouse.dsn is needed", errUsage)
-	case cc.UsersFile == "":
-		return fmt.Errorf("%w: --users or console.users_file is needed (make hashes with cdrguard console hash-password)", errUsage)
-	case (cc.TLSCertFile == "") != (cc.TLSKeyFile == ""):
-		return errors.New("console.tls_cert_file and console.tls_key_file go together")
+	}
+	if err := cc.validate(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
@@ -94,6 +102,38 @@ func runConsole(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer func() { _ = log.Sync() }()
 	return serveConsole(ctx, cfg, cc, log)
+}
+
+// validate checks the console section; messages name the key and the
+// bad value (never a secret).
+func (cc *consoleConfig) validate() error {
+	host, _, err := net.SplitHostPort(cc.Listen)
+	if err != nil {
+		return fmt.Errorf("console.listen %q is not host:port: %w", cc.Listen, err)
+	}
+	switch {
+	case cc.UsersFile == "":
+		return errors.New("--users or console.users_file is needed (make hashes with cdrguard console hash-password)")
+	case (cc.TLSCertFile == "") != (cc.TLSKeyFile == ""):
+		return errors.New("console.tls_cert_file and console.tls_key_file go together: set both or neither")
+	case cc.SessionTTL < 0:
+		return fmt.Errorf("console.session_ttl %v must be positive", cc.SessionTTL)
+	case cc.ReleaseAPI.Timeout < 0:
+		return fmt.Errorf("console.release_api.timeout %v must be positive", cc.ReleaseAPI.Timeout)
+	case cc.ReleaseAPI.URL != "" && cc.ReleaseAPI.TokenFile == "":
+		return errors.New("console.release_api.token_file is needed with console.release_api.url")
+	}
+	if cc.ReleaseAPI.URL != "" {
+		if u, err := url.Parse(cc.ReleaseAPI.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("console.release_api.url %q must be an absolute http or https URL", cc.ReleaseAPI.URL)
+		}
+	}
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if !loopback && cc.TLSCertFile == "" && !cc.Insecure {
+		return fmt.Errorf("console.listen %q is not loopback: set console.tls_cert_file and tls_key_file, or console.insecure: true (--insecure) behind a TLS-terminating proxy", cc.Listen)
+	}
+	return nil
 }
 
 // hashPassword reads one password line and prints its bcrypt hash.
@@ -132,6 +172,20 @@ func sessionKey(cc consoleConfig, log *zap.Logger) ([]byte, error) {
 	return key, nil
 }
 
+// hooksTopics are the held and parked topics of the config's hooks
+// section, with the dispatcher's defaults (<alerts_topic>.hooks-held and
+// .hooks-parked).
+func hooksTopics(cfg runConfig) (held, parked string) {
+	held, parked = cfg.Hooks.HeldTopic, cfg.Hooks.ParkedTopic
+	if held == "" {
+		held = cfg.Kafka.AlertsTopic + ".hooks-held"
+	}
+	if parked == "" {
+		parked = cfg.Kafka.AlertsTopic + ".hooks-parked"
+	}
+	return held, parked
+}
+
 func serveConsole(ctx context.Context, cfg runConfig, cc consoleConfig, log *zap.Logger) error {
 	users, err := console.LoadUsers(cc.UsersFile)
 	if err != nil {
@@ -160,9 +214,6 @@ func serveConsole(ctx context.Context, cfg runConfig, cc consoleConfig, log *zap
 	}
 	var rel console.Releaser
 	if cc.ReleaseAPI.URL != "" {
-		if cc.ReleaseAPI.TokenFile == "" {
-			return errors.New("console.release_api.token_file is needed with console.release_api.url")
-		}
 		tok, err := os.ReadFile(cc.ReleaseAPI.TokenFile)
 		if err != nil {
 			return fmt.Errorf("console.release_api.token_file: %w", err)
@@ -175,8 +226,23 @@ func serveConsole(ctx context.Context, cfg runConfig, cc consoleConfig, log *zap
 	} else {
 		log.Warn("no console.release_api.url: release, false positive, approve, reject and redeliver are off")
 	}
+	var waiting console.Waiting
+	if cfg.Hooks != nil {
+		kc, err := kafkaio.NewClient(cfg.Kafka.Conn)
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		l := hooks.NewKafkaLog(kc)
+		defer func() { _ = l.Close() }()
+		held, parked := hooksTopics(cfg)
+		waiting = console.TopicWaiting{Follower: l, HeldTopic: held, ParkedTopic: parked}
+		log.Info("console: held and parked requests from kafka", zap.String("held_topic", held), zap.String("parked_topic", parked))
+	} else {
+		log.Info("no hooks section: the deliveries page reads held and parked requests from the hook_deliveries ledger")
+	}
 	tlsOn := cc.TLSCertFile != ""
-	srv, err := console.New(console.Options{Store: store, Releaser: rel, Users: users, SessionKey: key, SessionTTL: cc.SessionTTL,
+	srv, err := console.New(console.Options{Store: store, Releaser: rel, Waiting: waiting, Users: users, SessionKey: key, SessionTTL: cc.SessionTTL,
 		SecureCookies: tlsOn || cc.SecureCookies, Rules: set.Rules(), StoreCDRs: cfg.ClickHouse.StoreCDRs, Logger: log})
 	if err != nil {
 		return err

@@ -1,23 +1,17 @@
 package console
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/cdrguard/cdrguard/pipeline/hooks"
 	"github.com/cdrguard/cdrguard/schemas"
@@ -56,141 +50,35 @@ func ensureChromium(t *testing.T) {
 	}
 }
 
-// receivedHook is one webhook the test receiver verified.
-type receivedHook struct {
-	id   string
-	body schemas.HookBody
-}
-
-// hookReceiver is a suspension system: it verifies Standard Webhooks
-// signatures with the specification's own library.
-type hookReceiver struct {
-	mu   sync.Mutex
-	got  []receivedHook
-	errs []error
-}
-
-func newHookReceiver(t *testing.T, secret string) (*hookReceiver, *httptest.Server) {
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &hookReceiver{}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if err := wh.Verify(body, req.Header); err != nil {
-			r.errs = append(r.errs, err)
-			http.Error(w, "bad signature", http.StatusUnauthorized)
-			return
-		}
-		var b schemas.HookBody
-		if err := json.Unmarshal(body, &b); err != nil {
-			r.errs = append(r.errs, err)
-			http.Error(w, "bad body", http.StatusBadRequest)
-			return
-		}
-		r.got = append(r.got, receivedHook{id: req.Header.Get(hooks.HeaderID), body: b})
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(ts.Close)
-	return r, ts
-}
-
-// standInReleaseAPI is the TEST'S STAND-IN for the hook dispatcher's
-// release API (branch hooks2), implementing exactly its contract: POST
-// /api/v1/releases with a bearer token sends a signed number.release to
-// the receiver, records the decision in ClickHouse (source "api") and
-// answers 202 {"decision_id"}; GET /api/v1/subjects/{subject} answers
-// the subject's state. It is not the dispatcher: it lets the browser
-// test run before that API is merged.
-func standInReleaseAPI(t *testing.T, store *Store, token, secret, receiverURL string) *httptest.Server {
-	secrets, err := hooks.ParseSecrets(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	released := map[string]bool{}
-	mux := http.NewServeMux()
-	auth := func(h http.HandlerFunc) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Authorization") != "Bearer "+token {
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
-			}
-			h(w, r)
-		}
-	}
-	mux.HandleFunc("POST /api/v1/releases", auth(func(w http.ResponseWriter, r *http.Request) {
-		var req ReleaseRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Subject == "" || req.By == "" ||
-			(req.Action != "release" && req.Action != "false_positive") {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		kind, _ := schemas.ParseSubjectKind(req.SubjectKind)
-		body, _ := (&schemas.HookBody{Type: schemas.HookRelease, Subject: req.Subject, SubjectKind: kind,
-			Alert: json.RawMessage(`{"alert_id":"` + req.AlertID + `"}`), Reason: req.Reason}).AppendJSON(nil)
-		id, now := "msg_"+NewDecisionID(), time.Now()
-		hr, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, receiverURL, bytes.NewReader(body))
-		hr.Header.Set(hooks.HeaderID, id)
-		hr.Header.Set(hooks.HeaderTimestamp, fmt.Sprint(now.Unix()))
-		hr.Header.Set(hooks.HeaderSignature, hooks.Sign(secrets, id, now, body))
-		hr.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(hr)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		_ = resp.Body.Close()
-		dec := Decision{Time: now.UTC(), ID: NewDecisionID(), SubjectKind: req.SubjectKind, Subject: req.Subject, Action: req.Action,
-			AlertID: req.AlertID, By: req.By, Reason: req.Reason, Source: "api"}
-		if err := store.InsertDecisions(r.Context(), []Decision{dec}); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		mu.Lock()
-		released[req.Subject] = true
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]string{"decision_id": dec.ID})
-	}))
-	mux.HandleFunc("GET /api/v1/subjects/{subject}", auth(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		rel := released[r.PathValue("subject")]
-		mu.Unlock()
-		state := "suspended"
-		if rel {
-			state = "released"
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"subject": r.PathValue("subject"), "state": state,
-			"endpoints": []map[string]any{{"name": "bss", "last_outcome": "delivered"}}})
-	}))
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	return ts
-}
-
-// TestBrowser logs in with headless Chromium, sees the day's alerts in
-// the queue, opens the top flagged number, sees its chart and metrics,
-// marks it a false positive with a reason, and checks that the release
-// webhook reached the receiver, signed, and that the decision is in
-// ClickHouse. Screenshots go to the test's artifact directory (run with
-// -artifacts -outputdir DIR to keep them).
+// TestBrowser drives headless Chromium through the real decision path:
+// the day's suspension alerts of a flagged number go through the real
+// hook dispatcher (on Kafka) to a receiver that verifies signatures with
+// the Standard Webhooks library; an analyst logs in, sees the queue,
+// opens the number (chart, metrics, suspension state), marks it a false
+// positive with a reason; the receiver then gets exactly one verified
+// number.release for it, the dispatcher's release API records the
+// decision in ClickHouse, and the subject page shows the number
+// released and allowlisted, by whom and when. Screenshots of every page
+// go to the test's artifact directory (-artifacts -outputdir DIR keeps
+// them).
 func TestBrowser(t *testing.T) {
 	ensureChromium(t)
 	d := loadDay(t, 0.05)
-	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	recv, recvTS := newHookReceiver(t, secret)
-	api := standInReleaseAPI(t, d.store, "test-token", secret, recvTS.URL)
-	rel, err := NewHTTPReleaser(api.URL, "test-token", 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	recv, recvTS := newHookReceiver(t, testSecret)
+	h := startHooks(t, d, hooks.EndpointConfig{Name: "bss", URL: recvTS.URL, RetrySchedule: []time.Duration{200 * time.Millisecond, time.Second}})
+	sus := d.suspendAlerts(d.agent)
+	if len(sus) == 0 {
+		t.Fatalf("%s has no alert asking for suspension", d.agent)
 	}
-	ts := newTestServer(t, d, rel)
+	h.produce(t, sus...)
+	waitFor(t, 30*time.Second, "the suspension of "+d.agent+" to reach the receiver", func() bool {
+		got, _ := recv.received(schemas.HookSuspend, d.agent)
+		return len(got) == 1
+	})
+	waitFor(t, 30*time.Second, "the delivery row in ClickHouse", func() bool {
+		return len(d.query(t, "SELECT outcome FROM "+d.store.db+".hook_deliveries WHERE subject = ? AND outcome = 'delivered'", d.agent)) == 1
+	})
+	ts := newTestServer(t, d, h.releaser(t))
 	shots := t.ArtifactDir()
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -201,7 +89,7 @@ func TestBrowser(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(alloc)
 	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancelT()
 
 	shot := func(name string) chromedp.Action[chromedp.Void] {
@@ -223,7 +111,7 @@ func TestBrowser(t *testing.T) {
 		})
 	}
 	var queueText, subjectText, flash string
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(ts.URL+"/"),
 		chromedp.WaitVisible(`input[name=username]`),
 		shot("1-login"),
@@ -242,12 +130,6 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(`p.flash`),
 		text(`p.flash`, &flash),
 		shot("4-false-positive"),
-		chromedp.Navigate(ts.URL+"/quality"),
-		chromedp.WaitVisible(`table.quality`),
-		shot("5-quality"),
-		chromedp.Navigate(ts.URL+"/deliveries"),
-		chromedp.WaitVisible(`main h1`),
-		shot("6-deliveries"),
 	)
 	if err != nil {
 		t.Fatalf("browser: %v", err)
@@ -255,7 +137,7 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(queueText, d.agent) || !strings.Contains(queueText, "call_shop_agent") {
 		t.Errorf("the queue does not show %s and its rule:\n%.1500s", d.agent, queueText)
 	}
-	for _, want := range []string{"Why it fired", "short_ratio >= 0.75", "distinct callees", "Recent CDRs", `"state": "suspended"`} {
+	for _, want := range []string{"Why it fired", "short_ratio >= 0.75", "distinct callees", "Recent CDRs", "Not on the dynamic allowlist", "bss\tsuspended\tsuspend"} {
 		if !strings.Contains(subjectText, want) {
 			t.Errorf("the subject page lacks %q", want)
 		}
@@ -263,15 +145,44 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(flash, "false positive recorded for "+d.agent+" by ana") {
 		t.Errorf("flash after the decision: %q", flash)
 	}
-	recv.mu.Lock()
-	got, errs := recv.got, recv.errs
-	recv.mu.Unlock()
-	if len(errs) > 0 || len(got) != 1 || got[0].body.Type != schemas.HookRelease || got[0].body.Subject != d.agent ||
-		!strings.Contains(got[0].body.Reason, "survey line") {
-		t.Errorf("the receiver got %+v (errors %v), want one signed number.release for %s", got, errs, d.agent)
+	waitFor(t, 30*time.Second, "the release of "+d.agent+" to reach the receiver", func() bool {
+		got, _ := recv.received(schemas.HookRelease, d.agent)
+		return len(got) > 0
+	})
+	var decisions []string
+	waitFor(t, 30*time.Second, "the decision in ClickHouse", func() bool {
+		decisions = d.query(t, "SELECT action, by, source FROM "+d.store.db+".decisions WHERE subject = ?", d.agent)
+		return len(decisions) > 0
+	})
+	if len(decisions) != 1 || decisions[0] != "false_positive ana api" {
+		t.Errorf("decisions in ClickHouse: %q, want one false_positive by ana from the release API", decisions)
 	}
-	rows := d.query(t, "SELECT action, by, source FROM "+d.store.db+".decisions WHERE subject = ?", d.agent)
-	if len(rows) != 1 || rows[0] != "false_positive ana api" {
-		t.Errorf("decisions in ClickHouse: %q, want false_positive by ana", rows)
+	waitFor(t, 30*time.Second, "the delivered release in ClickHouse", func() bool {
+		return len(d.query(t, "SELECT outcome FROM "+d.store.db+".hook_deliveries WHERE subject = ? AND action = 'release' AND outcome = 'delivered'", d.agent)) == 1
+	})
+	var afterText string
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(ts.URL+"/subject?kind=caller&id="+url.QueryEscape(d.agent)),
+		chromedp.WaitVisible(`svg.chart polyline`),
+		text(`main`, &afterText),
+		shot("5-subject-released"),
+		chromedp.Navigate(ts.URL+"/deliveries"),
+		chromedp.WaitVisible(`main h1`),
+		shot("6-deliveries"),
+		chromedp.Navigate(ts.URL+"/quality"),
+		chromedp.WaitVisible(`table.quality`),
+		shot("7-quality"),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	for _, want := range []string{"Released and allowlisted (false positive) by ana at " + time.Now().UTC().Format("2006-01-02 "), "bss\treleased\trelease"} {
+		if !strings.Contains(afterText, want) {
+			t.Errorf("the subject page after the release lacks %q", want)
+		}
+	}
+	releases, errs := recv.received(schemas.HookRelease, d.agent)
+	if len(errs) > 0 || len(releases) != 1 || !strings.Contains(releases[0].body.Reason, "survey line") {
+		t.Errorf("the receiver got releases %+v (errors %v), want one verified number.release for %s", releases, errs, d.agent)
 	}
 }

@@ -1,11 +1,14 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cdrguard/cdrguard/pipeline/hooks"
 )
 
 type deliveriesView struct {
@@ -13,14 +16,41 @@ type deliveriesView struct {
 	Outcome   string
 	Outcomes  []string
 	Rows      []Delivery
-	Pending   []Delivery
+	Pending   []waitingRow
+	Held      int
+	Parked    int
 	Requested map[string]Decision
-	Back      string
+	// Source says where Pending comes from; WaitingErr why the topics
+	// could not be read (the ledger is shown instead).
+	Source     string
+	WaitingErr string
+	Back       string
 }
 
-var outcomes = []string{"delivered", "retry", "queued", "parked", "held", "shadow", "blocked_protected", "blocked_allowlist", "duplicate", "rejected"}
+// waitingRow is one request waiting for a supervisor.
+type waitingRow struct {
+	Outcome     string // held or parked
+	RequestID   string
+	Endpoint    string
+	Action      string
+	SubjectKind string
+	Subject     string
+	Rule        string
+	AlertID     string
+	Since       time.Time
+	Attempts    int
+	Why         string
+}
 
-// deliveries lists hook attempts and the held and parked requests.
+var outcomes = []string{"delivered", "retry", "queued", "parked", "held", "shadow", "blocked_protected", "blocked_allowlist", "duplicate", "rejected", "cancelled"}
+
+// waitingTimeout bounds the read of the held and parked topics.
+const waitingTimeout = 10 * time.Second
+
+// deliveries lists hook attempts and the held and parked requests: from
+// the dispatcher's topics when Options.Waiting is set, else (or when
+// they cannot be read) from the hook_deliveries ledger. Three ClickHouse
+// queries at most.
 func (s *Server) deliveries(w http.ResponseWriter, r *http.Request, ss session) {
 	q := r.URL.Query()
 	now := s.opts.Now()
@@ -35,9 +65,49 @@ func (s *Server) deliveries(w http.ResponseWriter, r *http.Request, ss session) 
 		return
 	}
 	since := now.Add(-30 * 24 * time.Hour)
-	if v.Pending, err = s.opts.Store.Pending(ctx, since, 500); err != nil {
-		s.failErr(w, r, ss, err)
-		return
+	if s.opts.Waiting != nil {
+		wctx, wcancel := context.WithTimeout(ctx, waitingTimeout)
+		held, parked, err := s.opts.Waiting.Waiting(wctx)
+		wcancel()
+		if err == nil {
+			v.Source = "the dispatcher's held and parked topics"
+			for _, list := range []struct {
+				outcome string
+				reqs    []hooks.Request
+			}{{hooks.OutcomeHeld, held}, {hooks.OutcomeParked, parked}} {
+				for _, q := range list.reqs {
+					why := q.LastError
+					if list.outcome == hooks.OutcomeHeld {
+						why = q.HeldReason
+					}
+					v.Pending = append(v.Pending, waitingRow{Outcome: list.outcome, RequestID: q.ID, Endpoint: q.Endpoint, Action: q.Action,
+						SubjectKind: q.SubjectKind, Subject: q.Subject, Rule: q.Rule, AlertID: q.AlertID, Since: q.CreatedAt,
+						Attempts: q.Attempts, Why: why})
+				}
+			}
+		} else {
+			s.log.Warn("cannot read the held and parked topics", zap.Error(err))
+			v.WaitingErr = "The held and parked topics cannot be read (" + err.Error() + "): below is what the hook_deliveries ledger last recorded."
+		}
+	}
+	if v.Source == "" {
+		v.Source = "the hook_deliveries ledger (last 30 days)"
+		pending, err := s.opts.Store.Pending(ctx, since, 500)
+		if err != nil {
+			s.failErr(w, r, ss, err)
+			return
+		}
+		for _, p := range pending {
+			v.Pending = append(v.Pending, waitingRow{Outcome: p.Outcome, RequestID: p.RequestID, Endpoint: p.Endpoint, Action: p.Action,
+				SubjectKind: p.SubjectKind, Subject: p.Subject, Rule: p.Rule, AlertID: p.AlertID, Since: p.Time, Attempts: int(p.Attempt), Why: p.Error})
+		}
+	}
+	for _, p := range v.Pending {
+		if p.Outcome == hooks.OutcomeHeld {
+			v.Held++
+		} else {
+			v.Parked++
+		}
 	}
 	if v.Requested, err = s.opts.Store.RequestDecisions(ctx, since); err != nil {
 		s.failErr(w, r, ss, err)

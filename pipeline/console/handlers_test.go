@@ -2,8 +2,12 @@ package console
 
 import (
 	"context"
+	"fmt"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,8 +35,27 @@ func TestHandlers(t *testing.T) {
 		if !strings.Contains(page, "&#43;"+d.agent[1:]) {
 			t.Errorf("the queue does not list the top telemarketer %s", d.agent)
 		}
-		if n := strings.Count(page, `name="alert"`); n == 0 || n > pageSize {
-			t.Errorf("the queue shows %d alerts, want 1..%d", n, pageSize)
+		if n := len(groupRefs(page)); n == 0 || n > pageSize {
+			t.Errorf("the queue shows %d rows, want 1..%d", n, pageSize)
+		}
+		groups := map[string]bool{}
+		for _, a := range d.alerts {
+			groups[a.SubjectKind.String()+"|"+a.Subject+"|"+a.Rule] = true
+		}
+		_, p1, _ := ana.get("/?decided=all")
+		_, p2, _ := ana.get("/?decided=all&p=2")
+		want := fmt.Sprintf("%d all alerts on %d subject–rule rows", len(d.alerts), len(groups))
+		if !strings.Contains(p1, want) || !strings.Contains(p1, fmt.Sprintf("Page 1 of %d", (len(groups)+pageSize-1)/pageSize)) {
+			t.Errorf("the queue's header lacks %q and the page count", want)
+		}
+		r1, r2 := groupRefs(p1), groupRefs(p2)
+		if len(groups) > pageSize && (len(r1) != pageSize || len(r2) == 0) {
+			t.Errorf("pages of %d and %d rows for %d groups", len(r1), len(r2), len(groups))
+		}
+		for _, g := range r2 {
+			if slices.Contains(r1, g) {
+				t.Errorf("row %s on pages 1 and 2", g)
+			}
 		}
 		if !strings.Contains(page, "call_shop_agent <b>") {
 			t.Errorf("no count for call_shop_agent on the queue")
@@ -50,7 +73,8 @@ func TestHandlers(t *testing.T) {
 			t.Fatalf("subject: HTTP %d\n%.3000s", code, page)
 		}
 		for _, want := range []string{"Why it fired", "<svg class=\"chart\"", "<polyline class=\"s-calls\"", "short_ratio &gt;= 0.75",
-			"distinct_callees &gt;= 0.7 * calls", "Recent CDRs", "suspended&#34;: false", "matched"} {
+			"distinct_callees &gt;= 0.7 * calls", "Recent CDRs", "matched",
+			"<td>bss</td>\n<td><b>suspended</b></td>", "<td>lab</td>", "parked: <small>msg_lab1", "Not on the dynamic allowlist"} {
 			if !strings.Contains(page, want) {
 				t.Errorf("the subject page lacks %q", want)
 			}
@@ -105,21 +129,33 @@ func TestHandlers(t *testing.T) {
 	t.Run("bulk acknowledge", func(t *testing.T) {
 		_, page, _ := ana.get("/?decided=open")
 		var picked []string
-		for _, a := range d.alerts {
-			if a.Subject != d.agent && len(picked) < 3 && strings.Contains(page, a.AlertID) {
-				picked = append(picked, a.SubjectKind.String()+"|"+a.Subject+"|"+a.AlertID)
+		for _, g := range groupRefs(page) {
+			if !strings.Contains(g, d.agent) && len(picked) < 3 {
+				picked = append(picked, g)
 			}
 		}
 		if len(picked) == 0 {
-			t.Fatal("no open alerts on the page to acknowledge")
+			t.Fatal("no open rows on the page to acknowledge")
 		}
-		code, _, _ := ana.post("/ack", url.Values{"csrf": {csrf(t, page)}, "alert": append(picked, "caller|+1|forged"), "reason": {"reviewed"}, "back": {"/"}})
-		if code != http.StatusSeeOther {
-			t.Fatalf("ack: HTTP %d", code)
+		want := 0
+		for _, a := range d.alerts {
+			if slices.Contains(picked, a.SubjectKind.String()+"|"+a.Subject+"|"+a.Rule) {
+				want++
+			}
+		}
+		code, _, h := ana.post("/ack", url.Values{"csrf": {csrf(t, page)}, "group": append(picked, "caller|+1|forged"), "reason": {"reviewed"}, "back": {"/?decided=open"}})
+		if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "msg=") {
+			t.Fatalf("ack: HTTP %d to %s", code, h.Get("Location"))
 		}
 		rows := d.query(t, "SELECT count() FROM "+d.store.db+".decisions WHERE action = 'acknowledge' AND by = 'ana'")
-		if rows[0] != itoaT(len(picked)) {
-			t.Errorf("acknowledged %s alerts, want %d (the forged one skipped)", rows[0], len(picked))
+		if rows[0] != itoaT(want) {
+			t.Errorf("acknowledged %s alerts, want %d: every alert of the %d rows ticked (the forged one skipped)", rows[0], want, len(picked))
+		}
+		_, page, _ = ana.get("/?decided=open")
+		for _, g := range groupRefs(page) {
+			if slices.Contains(picked, g) {
+				t.Errorf("the acknowledged row %s is still open", g)
+			}
 		}
 	})
 
@@ -134,7 +170,7 @@ func TestHandlers(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, page, _ := ana.get("/deliveries")
-		if code != 200 || !strings.Contains(page, "req-parked") || !strings.Contains(page, "2 held or parked") {
+		if code != 200 || !strings.Contains(page, "req-parked") || !strings.Contains(page, "1 held, 1 parked") {
 			t.Fatalf("deliveries: HTTP %d\n%.3000s", code, page)
 		}
 		if strings.Contains(page, "/approve") {
@@ -157,6 +193,29 @@ func TestHandlers(t *testing.T) {
 			t.Fatalf("quality: HTTP %d\n%.3000s", code, page)
 		}
 	})
+}
+
+// TestSubjectWithoutReleaseAPI: when the release API cannot be reached
+// the subject page says so plainly and still shows the evidence.
+func TestSubjectWithoutReleaseAPI(t *testing.T) {
+	d := loadDay(t, 0.01)
+	rel, err := NewHTTPReleaser("http://"+freeAddr(t), "some-token-0123456789", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, d, rel)
+	b := newBrowser(t, ts.URL)
+	b.login("vic", testPassword)
+	a := d.alerts[0]
+	code, page, _ := b.get("/subject?kind=" + a.SubjectKind.String() + "&id=" + url.QueryEscape(a.Subject))
+	if code != 200 {
+		t.Fatalf("subject: HTTP %d\n%.2000s", code, page)
+	}
+	for _, want := range []string{"The release API cannot be reached, so the suspension state is unknown right now", "Why it fired", a.AlertID, "Webhook attempts", "Decisions"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the subject page lacks %q", want)
+		}
+	}
 }
 
 // TestAccessControl: a viewer cannot decide, requests without a session
@@ -228,6 +287,17 @@ func TestAccessControl(t *testing.T) {
 	if code, _, _ := forged.get("/"); code != http.StatusSeeOther {
 		t.Errorf("a forged session cookie: HTTP %d, want a redirect to login", code)
 	}
+}
+
+var groupRE = regexp.MustCompile(`name="group" value="([^"]+)"`)
+
+// groupRefs are the queue rows' checkbox values of a page.
+func groupRefs(page string) []string {
+	var out []string
+	for _, m := range groupRE.FindAllStringSubmatch(page, -1) {
+		out = append(out, html.UnescapeString(m[1]))
+	}
+	return out
 }
 
 func mustGet(t *testing.T, b *browser, path string) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/cdrguard/cdrguard/detectors"
 	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
+	"github.com/cdrguard/cdrguard/pipeline/hooks"
 	"github.com/cdrguard/cdrguard/pipeline/rules"
 	"github.com/cdrguard/cdrguard/pipeline/synth"
 	"github.com/cdrguard/cdrguard/schemas"
@@ -157,8 +157,14 @@ func (f *fakeReleaser) Release(_ context.Context, r ReleaseRequest) (string, err
 	return fmt.Sprintf("dec-%d", len(f.releases)), nil
 }
 
-func (f *fakeReleaser) SubjectState(_ context.Context, subject string) (json.RawMessage, error) {
-	return json.RawMessage(`{"subject":` + fmt.Sprintf("%q", subject) + `,"suspended":false}`), nil
+// SubjectState answers that subject is suspended on bss since 09:00
+// UTC today, and has a suspension parked on lab.
+func (f *fakeReleaser) SubjectState(_ context.Context, kind, subject string) (hooks.SubjectView, error) {
+	since := time.Now().UTC().Truncate(24 * time.Hour).Add(9 * time.Hour)
+	return hooks.SubjectView{Subject: subject, SubjectKind: kind, Endpoints: []hooks.EndpointState{
+		{Endpoint: "bss", LastRequestID: "msg_bss1", Action: "suspend", Outcome: "delivered", SuspendedSince: &since},
+		{Endpoint: "lab", LastRequestID: "msg_lab1", Action: "suspend", Outcome: "parked", Parked: []string{"msg_lab1"}},
+	}}, nil
 }
 
 func (f *fakeReleaser) Held(_ context.Context, id string, approve bool, by, _ string) error {

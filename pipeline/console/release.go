@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cdrguard/cdrguard/pipeline/hooks"
 )
 
 // Releaser is the hook dispatcher's release API: the actions that change
@@ -24,9 +26,10 @@ type Releaser interface {
 	// and records the decision in ClickHouse; it returns the decision's
 	// id.
 	Release(ctx context.Context, r ReleaseRequest) (decisionID string, err error)
-	// SubjectState returns the dispatcher's JSON view of a subject's
-	// suspension and delivery state.
-	SubjectState(ctx context.Context, subject string) (json.RawMessage, error)
+	// SubjectState returns what the dispatcher knows of a subject: per
+	// endpoint its last request and outcome, what is pending, held or
+	// parked, and whether it is allowlisted or confirmed.
+	SubjectState(ctx context.Context, kind, subject string) (hooks.SubjectView, error)
 	// Held approves (approve true) or rejects a held suspension request.
 	Held(ctx context.Context, requestID string, approve bool, by, reason string) error
 	// Redeliver queues a parked request for delivery again.
@@ -93,10 +96,11 @@ func (h *HTTPReleaser) Release(ctx context.Context, r ReleaseRequest) (string, e
 }
 
 // SubjectState implements Releaser.
-func (h *HTTPReleaser) SubjectState(ctx context.Context, subject string) (json.RawMessage, error) {
-	var out json.RawMessage
-	if err := h.call(ctx, http.MethodGet, "/api/v1/subjects/"+url.PathEscape(subject), nil, http.StatusOK, &out); err != nil {
-		return nil, fmt.Errorf("cannot read the suspension state of %s: %w", subject, err)
+func (h *HTTPReleaser) SubjectState(ctx context.Context, kind, subject string) (hooks.SubjectView, error) {
+	var out hooks.SubjectView
+	path := "/api/v1/subjects/" + url.PathEscape(subject) + "?" + url.Values{"kind": {kind}}.Encode()
+	if err := h.call(ctx, http.MethodGet, path, nil, http.StatusOK, &out); err != nil {
+		return out, fmt.Errorf("cannot read the suspension state of %s: %w", subject, err)
 	}
 	return out, nil
 }

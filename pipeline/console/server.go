@@ -38,6 +38,10 @@ type Options struct {
 	// Releaser is the release API; nil turns release, false positive,
 	// approve, reject and redeliver off (they answer with an error).
 	Releaser Releaser
+	// Waiting lists the held and parked requests from the dispatcher's
+	// topics; nil: the deliveries page reads them from the
+	// hook_deliveries ledger.
+	Waiting Waiting
 	// Users may log in. Required.
 	Users *Users
 	// SessionKey signs session cookies and CSRF tokens: at least 32

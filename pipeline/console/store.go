@@ -52,12 +52,6 @@ type Decision struct {
 // Decided reports whether d is a decision (the zero Decision is none).
 func (d Decision) Decided() bool { return !d.Time.IsZero() && d.Time.Unix() > 0 }
 
-// AlertRow is an alert with the latest decision that covers it.
-type AlertRow struct {
-	schemas.Alert
-	Decision Decision
-}
-
 // Decision actions the console shows on alerts. subjectActions are about
 // the number as a whole: they decide its earlier alerts too.
 const (
@@ -76,8 +70,6 @@ type QueueFilter struct {
 	Offset      int
 	Limit       int
 }
-
-const queueCols = "alert_id, rule, severity, action, subject_kind, subject, window_start, window_end, detected_at, score, reason, calls, short_calls, distinct_callees, distinct_callers"
 
 // withDecisions wraps a SELECT of cols (which include alert_id,
 // subject_kind, subject and detected_at) from alerts with the latest
@@ -134,34 +126,64 @@ func decidedWhere(d string) string {
 	return " WHERE NOT decided"
 }
 
-// Queue returns one page of alerts, highest score first.
-func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]AlertRow, error) {
+// AlertGroup is the queue's row: the alerts of one subject and rule
+// that the filter selects, with the top-scored one's figures.
+type AlertGroup struct {
+	SubjectKind string
+	Subject     string
+	Rule        string
+	Alerts      uint64 // alerts in the group
+	Decided     uint64 // of them decided
+	First, Last time.Time
+	// Top is the group's highest-scored alert (latest on a tie of the
+	// page's order): score, severity, action and metrics.
+	Top schemas.Alert
+	// Decision is the latest decision covering an alert of the group.
+	Decision Decision
+}
+
+// groupCols are the alert columns the queue's groups are made of.
+const groupCols = "alert_id, rule, severity, action, subject_kind, subject, detected_at, score, calls, short_calls, distinct_callees, distinct_callers"
+
+// coveringCols are, per alert row of withDecisions, the latest decision
+// covering it (alert decision, or subject decision made at or after it).
+const coveringCols = `if(ad_time >= sd_time OR sd_time < detected_at, ad_time, sd_time) AS cov_time,
+    if(ad_time >= sd_time OR sd_time < detected_at, ad_action, sd_action) AS cov_action,
+    if(ad_time >= sd_time OR sd_time < detected_at, ad_by, sd_by) AS cov_by`
+
+// QueueGroups returns one page of the queue: the selected alerts grouped
+// by subject and rule, highest top score first. One query.
+func (s *Store) QueueGroups(ctx context.Context, f QueueFilter) ([]AlertGroup, error) {
 	where, args := queueWhere(f, true)
-	inner := "SELECT " + queueCols + " FROM " + s.t("alerts") + " FINAL WHERE " + where
-	q := s.withDecisions(queueCols, inner) + decidedWhere(f.Decided) +
-		fmt.Sprintf("\nORDER BY score DESC, detected_at DESC, alert_id LIMIT %d, %d", max(f.Offset, 0), max(f.Limit, 1))
+	inner := "SELECT " + groupCols + " FROM " + s.t("alerts") + " FINAL WHERE " + where
+	q := `SELECT subject_kind, subject, rule, count(), countIf(decided), min(detected_at), max(detected_at) AS last, max(score) AS top,
+    argMax(alert_id, score), argMax(toString(severity), score), argMax(action, score),
+    argMax(calls, score), argMax(short_calls, score), argMax(distinct_callees, score), argMax(distinct_callers, score),
+    max(cov_time), argMax(cov_action, cov_time), argMax(cov_by, cov_time)
+FROM (SELECT ` + groupCols + `, decided, ` + coveringCols + ` FROM (` + s.withDecisions(groupCols, inner) + `)` + decidedWhere(f.Decided) + `)
+GROUP BY subject_kind, subject, rule` +
+		fmt.Sprintf("\nORDER BY top DESC, last DESC, subject, rule LIMIT %d, %d", max(f.Offset, 0), max(f.Limit, 1))
 	args = append(args, f.From.UTC(), f.From.UTC())
 	rows, err := s.conn.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the alert queue: %w", err)
 	}
 	defer rows.Close()
-	var out []AlertRow
+	var out []AlertGroup
 	for rows.Next() {
-		var a AlertRow
-		var sev, act, kind string
-		var ad, sd Decision
-		var decided uint8
-		if err := rows.Scan(&a.AlertID, &a.Rule, &sev, &act, &kind, &a.Subject, &a.WindowStart, &a.WindowEnd,
-			&a.DetectedAt, &a.Score, &a.Reason, &a.Metrics.Calls, &a.Metrics.ShortCalls, &a.Metrics.DistinctCallees, &a.Metrics.DistinctCallers,
-			&ad.Time, &ad.Action, &ad.By, &ad.Reason, &sd.Time, &sd.Action, &sd.By, &sd.Reason, &decided); err != nil {
+		var g AlertGroup
+		var sev, act string
+		a := &g.Top
+		if err := rows.Scan(&g.SubjectKind, &g.Subject, &g.Rule, &g.Alerts, &g.Decided, &g.First, &g.Last, &a.Score,
+			&a.AlertID, &sev, &act, &a.Metrics.Calls, &a.Metrics.ShortCalls, &a.Metrics.DistinctCallees,
+			&a.Metrics.DistinctCallers, &g.Decision.Time, &g.Decision.Action, &g.Decision.By); err != nil {
 			return nil, fmt.Errorf("cannot read the alert queue: %w", err)
 		}
+		a.Rule, a.Subject = g.Rule, g.Subject
 		a.Severity, _ = schemas.ParseSeverity(sev)
 		a.Action = schemas.Action(act)
-		a.SubjectKind, _ = schemas.ParseSubjectKind(kind)
-		a.Decision = latestCovering(a.DetectedAt, ad, sd)
-		out = append(out, a)
+		a.SubjectKind, _ = schemas.ParseSubjectKind(g.SubjectKind)
+		out = append(out, g)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read the alert queue: %w", err)
@@ -169,22 +191,49 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]AlertRow, error) {
 	return out, nil
 }
 
-// latestCovering picks the later of an alert decision and a subject
-// decision made after the alert.
-func latestCovering(detected time.Time, ad, sd Decision) Decision {
-	if !sd.Decided() || sd.Time.Before(detected) {
-		sd = Decision{}
-	}
-	if ad.Decided() && (!sd.Decided() || !ad.Time.Before(sd.Time)) {
-		return ad
-	}
-	return sd
+// GroupRef names one queue row for a bulk action.
+type GroupRef struct {
+	SubjectKind, Subject, Rule string
 }
 
-// RuleCount is the number of alerts of one rule.
+// OpenAlertsOf returns the undecided alerts of groups that f selects
+// (its decided mode aside), at most limit. One query.
+func (s *Store) OpenAlertsOf(ctx context.Context, f QueueFilter, groups []GroupRef, limit int) ([]AlertRef, error) {
+	if len(groups) == 0 {
+		return nil, nil
+	}
+	where, args := queueWhere(f, false)
+	var tuples []string
+	for _, g := range groups {
+		tuples = append(tuples, "(?, ?, ?)")
+		args = append(args, g.SubjectKind, g.Subject, g.Rule)
+	}
+	const cols = "alert_id, rule, subject_kind, subject, detected_at"
+	inner := "SELECT " + cols + " FROM " + s.t("alerts") + " FINAL WHERE " + where + " AND (subject_kind, subject, rule) IN (" + strings.Join(tuples, ", ") + ")"
+	q := "SELECT subject_kind, subject, alert_id FROM (" + s.withDecisions(cols, inner) + ") WHERE NOT decided ORDER BY subject, alert_id LIMIT " + fmt.Sprint(max(limit, 1))
+	args = append(args, f.From.UTC(), f.From.UTC())
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot look up the alerts to acknowledge: %w", err)
+	}
+	defer rows.Close()
+	var out []AlertRef
+	for rows.Next() {
+		var r AlertRef
+		if err := rows.Scan(&r.SubjectKind, &r.Subject, &r.AlertID); err != nil {
+			return nil, fmt.Errorf("cannot look up the alerts to acknowledge: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// RuleCount is the number of alerts of one rule, and of queue rows
+// (subjects) they make.
 type RuleCount struct {
-	Rule  string
-	Count uint64
+	Rule   string
+	Count  uint64
+	Groups uint64
 }
 
 // QueueCounts counts the alerts f selects per rule, ignoring f.Rule.
@@ -192,7 +241,7 @@ func (s *Store) QueueCounts(ctx context.Context, f QueueFilter) ([]RuleCount, er
 	where, args := queueWhere(f, false)
 	const cols = "alert_id, rule, subject_kind, subject, detected_at"
 	inner := "SELECT " + cols + " FROM " + s.t("alerts") + " FINAL WHERE " + where
-	q := "SELECT rule, count() AS n FROM (" + s.withDecisions(cols, inner) + ")" + decidedWhere(f.Decided) + " GROUP BY rule ORDER BY n DESC, rule"
+	q := "SELECT rule, count() AS n, uniqExact(subject_kind, subject) FROM (" + s.withDecisions(cols, inner) + ")" + decidedWhere(f.Decided) + " GROUP BY rule ORDER BY n DESC, rule"
 	args = append(args, f.From.UTC(), f.From.UTC())
 	rows, err := s.conn.Query(ctx, q, args...)
 	if err != nil {
@@ -202,7 +251,7 @@ func (s *Store) QueueCounts(ctx context.Context, f QueueFilter) ([]RuleCount, er
 	var out []RuleCount
 	for rows.Next() {
 		var c RuleCount
-		if err := rows.Scan(&c.Rule, &c.Count); err != nil {
+		if err := rows.Scan(&c.Rule, &c.Count, &c.Groups); err != nil {
 			return nil, fmt.Errorf("cannot count alerts by rule: %w", err)
 		}
 		out = append(out, c)

@@ -1,8 +1,7 @@
 package console
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -11,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cdrguard/cdrguard/pipeline/hooks"
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
@@ -28,8 +28,7 @@ type subjectView struct {
 	StoreCDRs     bool
 	CDRs          []CDRRow
 	Deliveries    []Delivery
-	State         string // the release API's JSON, indented
-	StateErr      string
+	State         subjectState
 	Decisions     []Decision
 	Verbs         []string
 	Back          string
@@ -129,20 +128,26 @@ func (s *Server) subject(w http.ResponseWriter, r *http.Request, ss session) {
 		return
 	}
 	if s.opts.Releaser == nil {
-		v.StateErr = ErrNoReleaser.Error()
-	} else if raw, err := s.opts.Releaser.SubjectState(ctx, id); err != nil {
-		v.StateErr = err.Error()
+		v.State.Err = stateError(ErrNoReleaser)
+	} else if view, err := s.subjectState(ctx, kind, id); err != nil {
+		s.log.Warn("release api: no subject state", zap.String("subject", id), zap.Error(err))
+		v.State.Err = stateError(err)
 	} else {
-		var buf bytes.Buffer
-		if json.Indent(&buf, raw, "", "  ") == nil {
-			v.State = buf.String()
-		} else {
-			v.State = string(raw)
-		}
+		v.State = newSubjectState(view, v.Deliveries)
 	}
 	d := s.base(r, ss, id, "subject")
 	d.Data = v
 	s.render(w, http.StatusOK, "subject", d)
+}
+
+// stateTimeout bounds the release API's answer on the subject page, so
+// a hanging API delays the page by at most that.
+const stateTimeout = 5 * time.Second
+
+func (s *Server) subjectState(ctx context.Context, kind, id string) (hooks.SubjectView, error) {
+	ctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	return s.opts.Releaser.SubjectState(ctx, kind, id)
 }
 
 // covering is the latest decision on a's subject that covers a.
@@ -224,5 +229,9 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, ss session) {
 	}
 	s.log.Info("decision", zap.String("action", action), zap.String("user", ss.User), zap.String("subject_kind", kind),
 		zap.String("subject", subject), zap.String("alert_id", alertID), zap.String("decision_id", id))
-	redirect(w, r, back, "msg", strings.ReplaceAll(action, "_", " ")+" recorded for "+subject+" by "+ss.User+" (decision "+id+").")
+	msg := strings.ReplaceAll(action, "_", " ") + " recorded for " + subject + " by " + ss.User + " (decision " + id + ")."
+	if action == "release" || action == "false_positive" {
+		msg += " The dispatcher sends the releases and writes the decision to ClickHouse: it shows below within seconds."
+	}
+	redirect(w, r, back, "msg", msg)
 }
