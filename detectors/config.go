@@ -58,6 +58,15 @@ type Config struct {
 	// clock) are held until the stream reaches them instead of releasing
 	// everything held. 1 follows the latest start. Default 4.
 	WatermarkQuorum int
+	// DedupHorizon is how long, in the engine's clock, the engine
+	// remembers the records it took so that a copy delivered again (the
+	// same caller and call_id, or without a call_id the same caller,
+	// callee, start and sources) is counted once: long enough for a batch
+	// a collector re-sends after a restart. Default one hour past the
+	// lateness (at most the longest window); negative turns
+	// deduplication off. A record is remembered
+	// for between one and two horizons (see Stats.Duplicates).
+	DedupHorizon time.Duration
 	// ExternalWatermark makes the watermark the caller's to set (Advance)
 	// instead of the latest start time seen minus the lateness: a source
 	// engine fed by many input partitions advances to the least of their
@@ -115,6 +124,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.WatermarkQuorum == 0 {
 		cfg.WatermarkQuorum = defaultQuorum
 	}
+	if cfg.DedupHorizon == 0 {
+		cfg.DedupHorizon = min(cfg.Lateness+time.Hour, cfg.longest())
+	}
 	return cfg
 }
 
@@ -154,6 +166,13 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("caller_floor %d must be at least 1", cfg.CallerFloor)
 	case cfg.WatermarkQuorum < 1 || cfg.WatermarkQuorum > maxQuorum:
 		return fmt.Errorf("watermark_quorum %d must be between 1 and %d", cfg.WatermarkQuorum, maxQuorum)
+	case cfg.DedupHorizon > 0 && (cfg.DedupHorizon < time.Minute || cfg.DedupHorizon%time.Second != 0):
+		return fmt.Errorf("dedup_horizon %v must be whole seconds and at least 1m (negative: off)", cfg.DedupHorizon)
+	}
+	if longest := cfg.longest(); cfg.DedupHorizon > longest {
+		// A rebuild replays one longest window: it could not rebuild
+		// what a longer horizon remembers.
+		return fmt.Errorf("dedup_horizon %v must not be longer than the longest window %v", cfg.DedupHorizon, longest)
 	}
 	if len(cfg.Windows) > maxWindows {
 		return fmt.Errorf("windows: %d listed, at most %d", len(cfg.Windows), maxWindows)
@@ -198,6 +217,15 @@ func (cfg Config) CheckRules(rules []Rule) error {
 		}
 	}
 	return nil
+}
+
+// longest returns the longest of cfg.Windows (0 for none).
+func (cfg Config) longest() time.Duration {
+	var d time.Duration
+	for _, w := range cfg.Windows {
+		d = max(d, w.Size)
+	}
+	return d
 }
 
 // windowIndex returns the index of the window of size d in cfg.Windows,

@@ -27,6 +27,14 @@
 //     record and a few shifts in an array of WatermarkQuorum starts for
 //     records among the latest; a held outlier also holds Pending (the
 //     commit point) back until the stream reaches it or ReleaseAll.
+//   - Duplicates count once. A record with the caller and call_id (or,
+//     without a call_id, the caller, callee, start and sources) of a
+//     record taken within Config.DedupHorizon of the engine's clock
+//     (default one hour past the lateness) is dropped before it reaches
+//     a window or an aggregate, and counted in Stats.Duplicates. The
+//     first copy to arrive is the one kept. Memory: 11–21 bytes per
+//     record of the last one to two horizons (Engine.Remembered); a
+//     rebuild replaying a longest window remembers the same records.
 //   - Not safe for concurrent use: one Engine per partition.
 //   - Bounded memory. Every key has a small compact state (about 57 bytes
 //     per low-volume caller, measured with five million callers); only

@@ -70,6 +70,7 @@ type Engine struct {
 	now   uint32 // latest start time run through the detectors
 	quiet bool
 	held  *reorder
+	dedup *dedup // nil when off
 
 	metrics [maxWindows]schemas.Metrics // per-window scratch for one evaluation
 	mvalid  [maxWindows]bool
@@ -92,6 +93,9 @@ type Stats struct {
 	// without moving the watermark. A clock far ahead shows here, and so
 	// do the first few records after a stream resumed from a long gap.
 	Outliers uint64
+	// Duplicates counts records dropped as copies of a record taken
+	// within Config.DedupHorizon (included in Records).
+	Duplicates uint64
 	// Invalid counts records the engine could not use (start time out of
 	// range); decoders normally reject these first.
 	Invalid uint64
@@ -127,6 +131,9 @@ func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
 		shortS:   uint32(cfg.ShortCallS),
 	}
 	e.held = newReorder()
+	if cfg.DedupHorizon > 0 {
+		e.dedup = &dedup{period: uint32(cfg.DedupHorizon / time.Second)}
+	}
 	e.latest = make([]uint32, cfg.WatermarkQuorum)
 	e.ahead = make([]uint32, 0, cfg.WatermarkQuorum)
 	for _, w := range cfg.Windows {
@@ -293,6 +300,10 @@ func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
 		return
 	}
 	e.stats.Records++
+	if e.dedup != nil && e.dedup.seen(fingerprint(c), e.latest[0], toTS(c.StartMS)) {
+		e.stats.Duplicates++
+		return
+	}
 	ts := toTS(c.StartMS)
 	e.maxTS = max(e.maxTS, ts)
 	if kth := e.latest[0]; ts > kth {
@@ -819,4 +830,13 @@ func (h *heavy) coolingDown(now uint32) bool {
 		}
 	}
 	return false
+}
+
+// Remembered returns how many record fingerprints the engine remembers
+// to drop duplicates (Config.DedupHorizon), and the bytes they take.
+func (e *Engine) Remembered() (records, bytes int) {
+	if e.dedup == nil {
+		return 0, 0
+	}
+	return e.dedup.size()
 }
