@@ -154,6 +154,7 @@ func (e *Engine) raise(h *heavy, r *compiledRule, st *ruleState, lv int, now uin
 		WindowStart: tsTime(max(ring.start(), sub(ring.end(), e.windows[r.win]))),
 		WindowEnd:   tsTime(ring.end()),
 		DetectedAt:  tsTime(now),
+		EmittedAt:   tsTime(max(e.emitAt, now)),
 		Score:       math.Round(score*100) / 100,
 		Metrics:     *m,
 	}

@@ -51,6 +51,23 @@ type Config struct {
 	// CallerFloor is the number of calls in a UTC day from which a caller
 	// gets aggregate rows. Default 20.
 	CallerFloor int
+	// EndOrder runs held records in end-time order, released once the end
+	// watermark (the WatermarkQuorum-th latest end minus EndLateness)
+	// passes their end, instead of in start order one Lateness after the
+	// latest start. CDRs are written when calls end and shipped in
+	// batches of about a minute, so records arrive nearly in end order
+	// and a short hold suffices: an alert leaves the engine about
+	// EndLateness after the end of the call that raised it. Only with the
+	// engine's own watermark (an external one is on start times). Off by
+	// default until source engines of a streaming deployment, fed
+	// through the internal topic, get end times too: a replay with end
+	// order raises source alerts that differ (emitted_at, light-call
+	// counts) from those of start-ordered source engines.
+	EndOrder bool
+	// EndLateness is, with EndOrder, how far behind the latest end time
+	// seen a record may arrive and still run in order. Default 75 s (a
+	// minute's batch and its mediation delay), at most Lateness.
+	EndLateness time.Duration
 	// WatermarkQuorum is how many records must have started at or after a
 	// time before the engine's own watermark follows it: the watermark is
 	// the WatermarkQuorum-th latest start seen minus the lateness, so that
@@ -58,6 +75,15 @@ type Config struct {
 	// clock) are held until the stream reaches them instead of releasing
 	// everything held. 1 follows the latest start. Default 4.
 	WatermarkQuorum int
+	// DedupHorizon is how long, in the engine's clock, the engine
+	// remembers the records it took so that a copy delivered again (the
+	// same caller and call_id, or without a call_id the same caller,
+	// callee, start and sources) is counted once: long enough for a batch
+	// a collector re-sends after a restart. Default one hour past the
+	// lateness (at most the longest window); negative turns
+	// deduplication off. A record is remembered
+	// for between one and two horizons (see Stats.Duplicates).
+	DedupHorizon time.Duration
 	// ExternalWatermark makes the watermark the caller's to set (Advance)
 	// instead of the latest start time seen minus the lateness: a source
 	// engine fed by many input partitions advances to the least of their
@@ -78,6 +104,7 @@ const (
 	defaultSketchSlots = 8192
 	defaultCallerFloor = 20
 	defaultQuorum      = 4
+	defaultEndLateness = 75 * time.Second
 	maxQuorum          = 64
 	// maxWindows bounds Config.Windows (the engine's per-window scratch).
 	maxWindows = 8
@@ -114,6 +141,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WatermarkQuorum == 0 {
 		cfg.WatermarkQuorum = defaultQuorum
+	}
+	if cfg.EndLateness == 0 {
+		cfg.EndLateness = min(defaultEndLateness, cfg.Lateness)
+	}
+	if cfg.DedupHorizon == 0 {
+		cfg.DedupHorizon = min(cfg.Lateness+time.Hour, cfg.longest())
 	}
 	return cfg
 }
@@ -154,6 +187,15 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("caller_floor %d must be at least 1", cfg.CallerFloor)
 	case cfg.WatermarkQuorum < 1 || cfg.WatermarkQuorum > maxQuorum:
 		return fmt.Errorf("watermark_quorum %d must be between 1 and %d", cfg.WatermarkQuorum, maxQuorum)
+	case cfg.EndLateness < 0 || cfg.EndLateness > cfg.Lateness || cfg.EndLateness%time.Second != 0:
+		return fmt.Errorf("end_lateness %v must be whole seconds between 0 and the lateness %v", cfg.EndLateness, cfg.Lateness)
+	case cfg.DedupHorizon > 0 && (cfg.DedupHorizon < time.Minute || cfg.DedupHorizon%time.Second != 0):
+		return fmt.Errorf("dedup_horizon %v must be whole seconds and at least 1m (negative: off)", cfg.DedupHorizon)
+	}
+	if longest := cfg.longest(); cfg.DedupHorizon > longest {
+		// A rebuild replays one longest window: it could not rebuild
+		// what a longer horizon remembers.
+		return fmt.Errorf("dedup_horizon %v must not be longer than the longest window %v", cfg.DedupHorizon, longest)
 	}
 	if len(cfg.Windows) > maxWindows {
 		return fmt.Errorf("windows: %d listed, at most %d", len(cfg.Windows), maxWindows)
@@ -198,6 +240,15 @@ func (cfg Config) CheckRules(rules []Rule) error {
 		}
 	}
 	return nil
+}
+
+// longest returns the longest of cfg.Windows (0 for none).
+func (cfg Config) longest() time.Duration {
+	var d time.Duration
+	for _, w := range cfg.Windows {
+		d = max(d, w.Size)
+	}
+	return d
 }
 
 // windowIndex returns the index of the window of size d in cfg.Windows,

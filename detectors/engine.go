@@ -57,19 +57,27 @@ type Engine struct {
 	lateness uint32
 	shortS   uint32
 
-	maxTS uint32 // latest start time seen
-	// latest holds the cfg.WatermarkQuorum latest start times of the
-	// stream (0 until as many records came), ascending: the own watermark
-	// follows latest[0]. ahead holds, unordered, the starts of up to as
-	// many records that came more than the lateness ahead of latest[0]:
-	// they are dropped when latest[0] passes them, and join latest all
-	// at once when ahead is full (the whole stream jumped).
-	latest []uint32
-	ahead  []uint32
+	maxTS  uint32 // latest start time seen
+	maxEnd uint32 // latest end time seen (end order)
+	// starts follows the stream's latest start times: the watermark is
+	// its clock minus the lateness. ends follows the latest end times:
+	// with end order, held records run once its clock minus the end
+	// lateness passes their end.
+	starts, ends quorum
+	// endOrder: held records run in end-time order (Config.EndOrder with
+	// the engine's own watermark); otherwise in start-time order.
+	endOrder    bool
+	endLateness uint32
+	// startReleased is, with end order, the start watermark applied so
+	// far: records that started before it came, or are late.
+	startReleased uint32
+	// emitAt is the emitted_at of what the record being run raises.
+	emitAt uint32
 
 	now   uint32 // latest start time run through the detectors
 	quiet bool
 	held  *reorder
+	dedup *dedup // nil when off
 
 	metrics [maxWindows]schemas.Metrics // per-window scratch for one evaluation
 	mvalid  [maxWindows]bool
@@ -92,6 +100,9 @@ type Stats struct {
 	// without moving the watermark. A clock far ahead shows here, and so
 	// do the first few records after a stream resumed from a long gap.
 	Outliers uint64
+	// Duplicates counts records dropped as copies of a record taken
+	// within Config.DedupHorizon (included in Records).
+	Duplicates uint64
 	// Invalid counts records the engine could not use (start time out of
 	// range); decoders normally reject these first.
 	Invalid uint64
@@ -127,8 +138,13 @@ func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
 		shortS:   uint32(cfg.ShortCallS),
 	}
 	e.held = newReorder()
-	e.latest = make([]uint32, cfg.WatermarkQuorum)
-	e.ahead = make([]uint32, 0, cfg.WatermarkQuorum)
+	if cfg.DedupHorizon > 0 {
+		e.dedup = &dedup{period: uint32(cfg.DedupHorizon / time.Second)}
+	}
+	e.starts = newQuorum(cfg.WatermarkQuorum)
+	e.ends = newQuorum(cfg.WatermarkQuorum)
+	e.endOrder = cfg.EndOrder && !cfg.ExternalWatermark
+	e.endLateness = uint32(cfg.EndLateness / time.Second)
 	for _, w := range cfg.Windows {
 		s := uint32(w.Size / time.Second)
 		e.windows = append(e.windows, s)
@@ -206,10 +222,10 @@ func (e *Engine) SetQuiet(q bool) { e.quiet = q }
 // minus the allowed lateness (Unix ms), or 0 before that many records.
 // With an external watermark see Released.
 func (e *Engine) Watermark() int64 {
-	if e.latest[0] == 0 {
+	if e.starts.latest[0] == 0 {
 		return 0
 	}
-	return fromTS(sub(e.latest[0], e.lateness))
+	return fromTS(sub(e.starts.latest[0], e.lateness))
 }
 
 // Latest returns the latest start time seen (Unix ms), outliers included,
@@ -293,58 +309,115 @@ func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
 		return
 	}
 	e.stats.Records++
+	if e.dedup != nil && e.dedup.seen(fingerprint(c), e.clock(), toTS(c.StartMS)) {
+		e.stats.Duplicates++
+		return
+	}
 	ts := toTS(c.StartMS)
 	e.maxTS = max(e.maxTS, ts)
-	if kth := e.latest[0]; ts > kth {
-		e.observe(ts, kth)
-		if !e.cfg.ExternalWatermark && e.latest[0] > kth {
-			e.release(sub(e.latest[0], e.lateness), out)
-		}
+	if kth := e.starts.latest[0]; ts > kth && e.starts.observe(ts, kth, e.lateness) {
+		e.stats.Outliers++
 	}
-	if !e.held.put(c, tag, e.quiet) {
+	key := ts
+	if e.endOrder {
+		key = endTS(c)
+		e.maxEnd = max(e.maxEnd, key)
+		if kth := e.ends.latest[0]; key > kth {
+			e.ends.observe(key, kth, e.lateness)
+			if e.ends.latest[0] > kth {
+				e.release(sub(e.ends.latest[0], e.endLateness), sub(e.starts.latest[0], e.lateness), out)
+			}
+		}
+	} else if kth := e.starts.latest[0]; !e.cfg.ExternalWatermark && kth > e.held.released+e.lateness {
+		e.release(sub(kth, e.lateness), 0, out)
+	}
+	if !e.held.put(c, key, tag, e.quiet) {
 		e.stats.Late++
 		r := record{startMS: c.StartMS, durationS: c.DurationS, disposition: c.Disposition,
 			caller: c.Caller, callee: c.Callee, trunk: c.Trunk, imei: c.IMEI, imsi: c.IMSI, sourceIP: c.SourceIP}
 		var k recordKeys
 		e.keys(&r, &k)
+		e.emitAt = e.held.released + e.delay()
 		e.run(&r, &k, e.quiet, out)
 	}
 }
 
-// observe takes the start ts of a record, later than kth (latest[0]),
-// into the starts the watermark follows.
-func (e *Engine) observe(ts, kth uint32) {
-	if kth != 0 && ts-kth > e.lateness {
-		// Far ahead of the stream: held without moving the watermark
-		// until the stream reaches it or enough records confirm it.
-		e.stats.Outliers++
-		e.ahead = append(e.ahead, ts)
-		if len(e.ahead) < cap(e.ahead) {
-			return
-		}
-		for _, a := range e.ahead {
-			e.addLatest(a)
-		}
-		e.ahead = e.ahead[:0]
-		return
+// endTS is the order key of c with end order: its end time, or without
+// one its start plus talk time.
+func endTS(c *schemas.CDR) uint32 {
+	if c.EndMS > c.StartMS {
+		return toTS(c.EndMS)
 	}
-	e.addLatest(ts)
-	for i := 0; i < len(e.ahead); {
-		if e.ahead[i] <= e.latest[0] {
-			// The stream passed it: it is not among the latest starts,
+	return toTS(c.StartMS) + uint32(max(c.DurationS, 0))
+}
+
+// delay is how long, in the engine's clock, a record is held after its
+// order key: the end lateness with end order, else the lateness.
+func (e *Engine) delay() uint32 {
+	if e.endOrder {
+		return e.endLateness
+	}
+	return e.lateness
+}
+
+// clock is the engine's event-time clock: the WatermarkQuorum-th latest
+// end seen with end order, else the WatermarkQuorum-th latest start.
+func (e *Engine) clock() uint32 {
+	if e.endOrder {
+		return e.ends.latest[0]
+	}
+	return e.starts.latest[0]
+}
+
+// quorum follows the latest times of a stream, unmoved by outliers.
+// latest holds the WatermarkQuorum latest times (0 until as many records
+// came), ascending: the clock is latest[0]. ahead holds, unordered, the
+// times of up to as many records that came more than the lateness ahead
+// of latest[0]: they are dropped when latest[0] passes them, and join
+// latest all at once when ahead is full (the whole stream jumped).
+type quorum struct {
+	latest []uint32
+	ahead  []uint32
+}
+
+func newQuorum(n int) quorum {
+	return quorum{latest: make([]uint32, n), ahead: make([]uint32, 0, n)}
+}
+
+// observe takes a time ts later than kth (latest[0]); it reports whether
+// ts is an outlier, more than far ahead of kth.
+func (q *quorum) observe(ts, kth, far uint32) (outlier bool) {
+	if kth != 0 && ts-kth > far {
+		// Far ahead of the stream: held without moving the clock until
+		// the stream reaches it or enough records confirm it.
+		q.ahead = append(q.ahead, ts)
+		if len(q.ahead) < cap(q.ahead) {
+			return true
+		}
+		for _, a := range q.ahead {
+			q.add(a)
+		}
+		q.ahead = q.ahead[:0]
+		return true
+	}
+	q.add(ts)
+	for i := 0; i < len(q.ahead); {
+		if q.ahead[i] <= q.latest[0] {
+			// The stream passed it: it is not among the latest times,
 			// and it never counted as one.
-			e.ahead[i] = e.ahead[len(e.ahead)-1]
-			e.ahead = e.ahead[:len(e.ahead)-1]
+			q.ahead[i] = q.ahead[len(q.ahead)-1]
+			q.ahead = q.ahead[:len(q.ahead)-1]
 			continue
 		}
 		i++
 	}
+	return false
 }
 
-// addLatest puts ts among the latest start times, dropping latest[0];
-// a ts not later than latest[0] is no longer among them.
-func (e *Engine) addLatest(ts uint32) {
-	l := e.latest
+// add puts ts among the latest times, dropping latest[0]; a ts not later
+// than latest[0] is no longer among them.
+func (q *quorum) add(ts uint32) {
+	l := q.latest
 	if ts <= l[0] {
 		return
 	}
@@ -357,52 +430,74 @@ func (e *Engine) addLatest(ts uint32) {
 }
 
 // Advance moves the watermark to wm (Unix ms) when that is later than
-// where it stands, running the records held before it. With an internal
-// watermark it can only move it ahead of the latest start minus the
-// lateness: a stream that went idle releases what it holds.
+// where it stands, running the records held before it. With an external
+// watermark, wm is on start times. With the engine's own (end order) it
+// applies to both clocks: records that ended before wm run, and
+// aggregates close up to it. It can only move the watermark ahead: a
+// stream that went idle releases what it holds.
 func (e *Engine) Advance(wm int64, out *Output) {
 	if wm <= epochMS {
 		return
 	}
 	ts := toTS(wm)
-	if ts > e.held.released {
-		e.release(ts, out)
+	if ts > e.held.released || e.endOrder && ts > e.startReleased {
+		e.release(ts, ts, out)
 	}
 }
 
 // ReleaseAll runs every held record (the watermark moves past the latest
-// start seen). A worker calls it when its stream has been idle for a
-// while, so the last records' alerts do not wait for traffic that may not
-// come; records that then arrive with earlier starts count as late.
+// start and end seen). A worker calls it when its stream has been idle
+// for a while, so the last records' alerts do not wait for traffic that
+// may not come; records that then arrive with earlier times count as
+// late.
 func (e *Engine) ReleaseAll(out *Output) {
 	if e.maxTS != 0 {
-		e.Advance(fromTS(e.maxTS+1), out)
+		e.Advance(fromTS(max(e.maxTS, e.maxEnd)+1), out)
 	}
 }
 
-// Released returns the watermark as it stands (Unix ms): every record
-// that started before it has run. 0 before the first release.
+// Released returns the watermark on start times as it stands (Unix ms):
+// every record that started before it has come, except late ones. With
+// an external watermark (start order) those records have also run; with
+// end order a record runs once the end watermark passes its end (see
+// Pending). 0 before the first release.
 func (e *Engine) Released() int64 {
-	if e.held.released == 0 {
+	at := e.held.released
+	if e.endOrder {
+		at = e.startReleased
+	}
+	if at == 0 {
 		return 0
 	}
-	return fromTS(e.held.released)
+	return fromTS(at)
 }
 
-// Pending returns the smallest tag of the records the engine still holds;
-// ok is false when it holds none. A streaming worker commits no offset
-// past it.
+// Pending returns the smallest tag of the records the engine still holds
+// (records whose outputs are not produced yet); ok is false when it
+// holds none. A streaming worker commits no offset past it.
 func (e *Engine) Pending() (tag int64, ok bool) { return e.held.minTag() }
 
 // Held returns how many records wait for the watermark.
 func (e *Engine) Held() int { return e.held.n }
 
-// release runs the held records that started before upto (event seconds)
-// and then closes the aggregates up to it.
-func (e *Engine) release(upto uint32, out *Output) {
-	e.held.release(upto, func(recs []held, order []uint32) { e.runHeld(recs, order, out) })
-	if e.agg != nil {
-		e.agg.advance(upto, out)
+// release runs the held records whose order key is before upto (event
+// seconds) and then closes the aggregates: with end order up to
+// startUpto, but never past the start of a record still held; with
+// start order up to upto.
+func (e *Engine) release(upto, startUpto uint32, out *Output) {
+	e.held.release(upto, func(sec uint32, recs []held, order []uint32) { e.runHeld(sec, recs, order, out) })
+	if !e.endOrder {
+		if e.agg != nil {
+			e.agg.advance(upto, out)
+		}
+		return
+	}
+	if startUpto <= e.startReleased {
+		return
+	}
+	e.startReleased = startUpto
+	if e.agg != nil && startUpto/60 > e.agg.closed {
+		e.agg.advance(min(startUpto, e.held.minStart()), out)
 	}
 }
 
@@ -447,12 +542,17 @@ func (e *Engine) touch(k *recordKeys) (touched uint64) {
 	return touched
 }
 
-// runHeld runs released records in the given order, runGroup records at
+// runHeld runs the released records of second sec (their order key) in
+// the given order, runGroup records at
 // a time: it packs the keys of a group's records, then reads their first
 // table slots in a tight loop, so that the cache misses of those reads
 // overlap instead of stalling each record in turn, and then runs the
 // group.
-func (e *Engine) runHeld(recs []held, order []uint32, out *Output) {
+func (e *Engine) runHeld(sec uint32, recs []held, order []uint32, out *Output) {
+	// What these records raise leaves the engine at the earliest clock
+	// that releases them, whatever the clock stood at: so emitted_at does
+	// not depend on how the records were batched.
+	e.emitAt = sec + 1 + e.delay()
 	var keys [runGroup]recordKeys
 	for len(order) > 0 {
 		g := order[:min(len(order), runGroup)]
@@ -510,7 +610,7 @@ func (e *Engine) run(c *record, k *recordKeys, quiet bool, out *Output) {
 // the watermark had passed them: call it at the end of a finite input (a
 // replay).
 func (e *Engine) Flush(out *Output) {
-	e.held.release(e.maxTS+1, func(recs []held, order []uint32) { e.runHeld(recs, order, out) })
+	e.held.release(max(e.maxTS, e.maxEnd)+1, func(sec uint32, recs []held, order []uint32) { e.runHeld(sec, recs, order, out) })
 	if e.agg != nil && !e.quiet {
 		e.agg.flush(out)
 	}
@@ -819,4 +919,13 @@ func (h *heavy) coolingDown(now uint32) bool {
 		}
 	}
 	return false
+}
+
+// Remembered returns how many record fingerprints the engine remembers
+// to drop duplicates (Config.DedupHorizon), and the bytes they take.
+func (e *Engine) Remembered() (records, bytes int) {
+	if e.dedup == nil {
+		return 0, 0
+	}
+	return e.dedup.size()
 }

@@ -296,10 +296,10 @@ func indexOf(s, sub string) int {
 
 // flagged runs records through an engine with the default rules and
 // returns the set of "rule subject-kind subject" it raised.
-func flagged(t testing.TB, recs []schemas.CDR) map[string]bool {
+func flagged(t testing.TB, cfg detectors.Config, recs []schemas.CDR) map[string]bool {
 	t.Helper()
 	set := defaultRules(t)
-	e := newEngine(t, detectors.Config{}, set.Allowlist, set.Rules()...)
+	e := newEngine(t, cfg, set.Allowlist, set.Rules()...)
 	var out detectors.Output
 	got := map[string]bool{}
 	collect := func() {
@@ -320,38 +320,52 @@ func flagged(t testing.TB, recs []schemas.CDR) map[string]bool {
 // TestArrivalOrderWithinLatenessDoesNotChangeResults shuffles a generated
 // day within the allowed lateness, the way collectors deliver records out
 // of order, and checks that the same subjects are flagged by the same
-// rules.
+// rules: with start order (the default) records delayed up to the
+// lateness after their start, with end order up to the end lateness
+// after their end.
 func TestArrivalOrderWithinLatenessDoesNotChangeResults(t *testing.T) {
 	day := synth.Generate(synth.Config{Seed: 7, Scale: 0.25})
-	base := flagged(t, day.Records)
-	if len(base) < 50 {
-		t.Fatalf("only %d flags in the generated day", len(base))
-	}
-	for _, seed := range []uint64{1, 2} {
-		rng := rand.New(rand.NewPCG(seed, 99))
-		type item struct {
-			at int64
-			c  schemas.CDR
+	for _, c := range []struct {
+		name  string
+		cfg   detectors.Config
+		delay func(c *schemas.CDR, rng *rand.Rand) int64
+	}{
+		{"end order", detectors.Config{EndOrder: true}, func(c *schemas.CDR, rng *rand.Rand) int64 {
+			return c.EndMS + rng.Int64N((70 * time.Second).Milliseconds())
+		}},
+		{"start order", detectors.Config{}, func(c *schemas.CDR, rng *rand.Rand) int64 {
+			return c.StartMS + rng.Int64N((10 * time.Minute).Milliseconds())
+		}},
+	} {
+		base := flagged(t, c.cfg, day.Records)
+		if len(base) < 50 {
+			t.Fatalf("%s: only %d flags in the generated day", c.name, len(base))
 		}
-		items := make([]item, len(day.Records))
-		for i, c := range day.Records {
-			// Each record is delayed after its start by up to the lateness.
-			items[i] = item{at: c.StartMS + rng.Int64N((10 * time.Minute).Milliseconds()), c: c}
-		}
-		slices.SortStableFunc(items, func(a, b item) int { return int(a.at - b.at) })
-		shuffled := make([]schemas.CDR, len(items))
-		for i := range items {
-			shuffled[i] = items[i].c
-		}
-		got := flagged(t, shuffled)
-		for k := range base {
-			if !got[k] {
-				t.Errorf("seed %d: %s flagged in arrival order but not when shuffled", seed, k)
+		for _, seed := range []uint64{1, 2} {
+			rng := rand.New(rand.NewPCG(seed, 99))
+			type item struct {
+				at int64
+				c  schemas.CDR
 			}
-		}
-		for k := range got {
-			if !base[k] {
-				t.Errorf("seed %d: %s flagged when shuffled but not in arrival order", seed, k)
+			items := make([]item, len(day.Records))
+			for i, r := range day.Records {
+				items[i] = item{at: c.delay(&r, rng), c: r}
+			}
+			slices.SortStableFunc(items, func(a, b item) int { return int(a.at - b.at) })
+			shuffled := make([]schemas.CDR, len(items))
+			for i := range items {
+				shuffled[i] = items[i].c
+			}
+			got := flagged(t, c.cfg, shuffled)
+			for k := range base {
+				if !got[k] {
+					t.Errorf("%s, seed %d: %s flagged in arrival order but not when shuffled", c.name, seed, k)
+				}
+			}
+			for k := range got {
+				if !base[k] {
+					t.Errorf("%s, seed %d: %s flagged when shuffled but not in arrival order", c.name, seed, k)
+				}
 			}
 		}
 	}

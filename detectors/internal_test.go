@@ -195,7 +195,7 @@ func TestReorderPendingIsTheOldestTagHeld(t *testing.T) {
 	base := schemas.MinStartMS + 10*86400*1000
 	put := func(sec int64, tag int64) {
 		c := schemas.CDR{Caller: "+1", Callee: "+2", StartMS: base + sec*1000}
-		if !r.put(&c, tag, false) {
+		if !r.put(&c, toTS(c.StartMS), tag, false) {
 			t.Fatalf("put second %d refused", sec)
 		}
 	}
@@ -207,16 +207,16 @@ func TestReorderPendingIsTheOldestTagHeld(t *testing.T) {
 	if tag, ok := r.minTag(); !ok || tag != 1 {
 		t.Fatalf("minTag = %d, %v; want 1", tag, ok)
 	}
-	r.release(toTS(base+21*1000), func([]held, []uint32) {}) // seconds 10 and 20
+	r.release(toTS(base+21*1000), func(uint32, []held, []uint32) {}) // seconds 10 and 20
 	if tag, _ := r.minTag(); tag != 1 {
 		t.Fatalf("after releasing 10 and 20: minTag = %d, want 1", tag)
 	}
 	put(40, 5)
-	r.release(toTS(base+31*1000), func([]held, []uint32) {}) // second 30
+	r.release(toTS(base+31*1000), func(uint32, []held, []uint32) {}) // second 30
 	if tag, _ := r.minTag(); tag != 5 {
 		t.Fatalf("after releasing 30: minTag = %d, want 5", tag)
 	}
-	r.release(toTS(base+41*1000), func([]held, []uint32) {})
+	r.release(toTS(base+41*1000), func(uint32, []held, []uint32) {})
 	if _, ok := r.minTag(); ok {
 		t.Fatal("minTag with nothing held")
 	}

@@ -9,13 +9,16 @@ import (
 	"github.com/cdrguard/cdrguard/schemas"
 )
 
-// The engine holds every record until the watermark passes its start time
-// and then runs the held records in start-time order. Arrival order within
-// the allowed lateness therefore never changes a result: the engine sees
-// the same sequence however collectors batched and shuffled the records,
-// and two instances, a replay and a restart all raise the same alerts. The
-// price is that an alert leaves the engine about one lateness after the
-// record that raised it (its detected_at is still that record's start).
+// The engine holds every record until the watermark passes its order key
+// and then runs the held records in key order (by start within one second
+// of key). The key is the record's start time, or its end time with
+// Config.EndOrder. Arrival order within the allowed lateness of the
+// key therefore never changes a result: the engine sees the same sequence
+// however collectors batched and shuffled the records, and two instances,
+// a replay and a restart all raise the same alerts. With end order an
+// alert leaves the engine about the end lateness after the end of the
+// record that raised it; with start order about one lateness after its
+// start.
 
 // record is a CDR as the detectors read it.
 type record struct {
@@ -32,7 +35,7 @@ type record struct {
 
 // held is a record waiting for the watermark, with its strings copied into
 // its second's arena, and what orders it among the records of its
-// millisecond.
+// second.
 type held struct {
 	r     record
 	endMS int64
@@ -40,12 +43,14 @@ type held struct {
 	quiet bool
 }
 
-// second holds the records that started in one second of event time.
+// second holds the records whose order key is one second of event time.
 type second struct {
-	sec   uint32
-	recs  []held
-	order []uint32 // indexes into recs, in start-time order once sorted
-	arena []byte
+	sec uint32
+	// minStart is the earliest start held here (seconds).
+	minStart uint32
+	recs     []held
+	order    []uint32 // indexes into recs, in start-time order once sorted
+	arena    []byte
 	// minTag is the smallest tag held here.
 	minTag int64
 }
@@ -74,10 +79,10 @@ func newReorder() *reorder {
 	return &reorder{secs: make(map[uint32]*second)}
 }
 
-// put holds c (copying what the engine needs). It returns false when c
-// started before the released point (the caller runs it at once: late).
-func (r *reorder) put(c *schemas.CDR, tag int64, quiet bool) bool {
-	sec := toTS(c.StartMS)
+// put holds c under the order key sec (copying what the engine needs). It
+// returns false when sec is before the released point (the caller runs
+// it at once: late).
+func (r *reorder) put(c *schemas.CDR, sec uint32, tag int64, quiet bool) bool {
 	if sec < r.released {
 		return false
 	}
@@ -89,12 +94,13 @@ func (r *reorder) put(c *schemas.CDR, tag int64, quiet bool) bool {
 		} else {
 			s = &second{}
 		}
-		s.sec, s.arena, s.minTag = sec, s.arena[:0], tag
+		s.sec, s.arena, s.minTag, s.minStart = sec, s.arena[:0], tag, ^uint32(0)
 		r.arrivals = append(r.arrivals, sec)
 		r.secs[sec] = s
 		r.push(sec)
 	}
 	s.minTag = min(s.minTag, tag)
+	s.minStart = min(s.minStart, toTS(c.StartMS))
 	if tag < r.lastTag {
 		r.unordered = true
 	}
@@ -124,10 +130,10 @@ func (s *second) keep(v string) string {
 	return unsafe.String(&s.arena[off], len(v))
 }
 
-// release runs, in start-time order, every held record that started
-// before the second upto: run gets the records of one second at a time,
-// and the order in which to run them.
-func (r *reorder) release(upto uint32, run func(recs []held, order []uint32)) {
+// release runs, in key order, every held record whose key is before the
+// second upto: run gets the records of one second of key at a time, and
+// the order in which to run them.
+func (r *reorder) release(upto uint32, run func(sec uint32, recs []held, order []uint32)) {
 	if upto <= r.released {
 		return
 	}
@@ -136,7 +142,7 @@ func (r *reorder) release(upto uint32, run func(recs []held, order []uint32)) {
 		s := r.secs[sec]
 		delete(r.secs, sec)
 		s.sort()
-		run(s.recs, s.order)
+		run(sec, s.recs, s.order)
 		r.n -= len(s.recs)
 		clear(s.recs) // drop the string headers
 		s.recs = s.recs[:0]
@@ -156,6 +162,16 @@ func (r *reorder) release(upto uint32, run func(recs []held, order []uint32)) {
 		}
 		r.arrivals = kept
 	}
+}
+
+// minStart returns the earliest start of the records held (seconds), or
+// the largest time when none is held. It visits every held second.
+func (r *reorder) minStart() uint32 {
+	m := ^uint32(0)
+	for _, s := range r.secs {
+		m = min(m, s.minStart)
+	}
+	return m
 }
 
 // sort puts the indexes of s's records in start-time order. It sorts

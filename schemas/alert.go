@@ -181,6 +181,12 @@ type Alert struct {
 	// DetectedAt is the start time of the record that crossed the
 	// threshold (event time, not wall clock).
 	DetectedAt time.Time `json:"detected_at"`
+	// EmittedAt is the engine's event-time clock when the alert left the
+	// engine: the earliest time of the stream's clock (its latest end
+	// time seen, or with start order its latest start) at which the
+	// engine runs the record that raised it. What a suspension acting on
+	// the alert could spare starts here, not at DetectedAt.
+	EmittedAt time.Time `json:"emitted_at"`
 	// Score orders alerts for triage: higher is worse.
 	Score float64 `json:"score"`
 	// Metrics are the window's figures at detection.

@@ -27,8 +27,13 @@ func renderedColumnTypes(t *testing.T, version string) map[string]map[string]str
 	}
 	out := map[string]map[string]string{}
 	tableRE := regexp.MustCompile(`CREATE TABLE IF NOT EXISTS \w+\.(\w+)`)
+	addRE := regexp.MustCompile(`^ALTER TABLE \w+\.(\w+)(?: ON CLUSTER \w+)? ADD COLUMN (?:IF NOT EXISTS )?(\w+) (.+?);?$`)
 	for _, m := range plan.Migrations {
 		for _, stmt := range m.Statements {
+			if am := addRE.FindStringSubmatch(strings.TrimSpace(stmt)); am != nil {
+				out[am[1]][am[2]] = am[3]
+				continue
+			}
 			tm := tableRE.FindStringSubmatch(stmt)
 			if tm == nil {
 				continue

@@ -37,7 +37,7 @@ var tables = [...]table{
 		columns: "alert_id, rule, severity, action, subject_kind, subject, window_start, window_end, detected_at, " +
 			"score, reason, caller_ids, calls, answered, short_calls, rejected, talk_s, answer_ratio, short_ratio, " +
 			"mean_talk_s, distinct_callees, max_callee_calls, max_callee_rejected, max_seq_run, distinct_callers, " +
-			"calls_per_caller, light_calls, light_short_ratio, window_s",
+			"calls_per_caller, light_calls, light_short_ratio, window_s, emitted_at",
 		count: func(r *request) int { return len(r.rows.Alerts) },
 		build: buildAlerts,
 	},
@@ -77,7 +77,7 @@ var tables = [...]table{
 func buildAlerts(_ *Sink, reqs []*request, n int) []any {
 	var (
 		ids, rules, sevs, actions, kinds, subjects, reasons = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-		starts, ends, detected                              = mk[time.Time](n), mk[time.Time](n), mk[time.Time](n)
+		starts, ends, detected, emitted                     = mk[time.Time](n), mk[time.Time](n), mk[time.Time](n), mk[time.Time](n)
 		callerIDs                                           = mk[[]string](n)
 		score, answerRatio, shortRatio, meanTalk, cpc, lsr  = mk[float64](n), mk[float64](n), mk[float64](n), mk[float64](n), mk[float64](n), mk[float64](n)
 		calls, answered, short, rejected, talk              = mk[int64](n), mk[int64](n), mk[int64](n), mk[int64](n), mk[int64](n)
@@ -97,6 +97,11 @@ func buildAlerts(_ *Sink, reqs []*request, n int) []any {
 			starts = append(starts, a.WindowStart)
 			ends = append(ends, a.WindowEnd)
 			detected = append(detected, a.DetectedAt)
+			at := a.EmittedAt
+			if at.IsZero() {
+				at = a.DetectedAt // written before alerts carried emitted_at
+			}
+			emitted = append(emitted, at)
 			score = append(score, a.Score)
 			reasons = append(reasons, a.Reason)
 			ids := a.CallerIDs
@@ -126,7 +131,7 @@ func buildAlerts(_ *Sink, reqs []*request, n int) []any {
 	return []any{ids, rules, sevs, actions, kinds, subjects, starts, ends, detected,
 		score, reasons, callerIDs, calls, answered, short, rejected, talk, answerRatio, shortRatio,
 		meanTalk, distinctCallees, maxCallee, maxCalleeRej, maxSeq, distinctCallers,
-		cpc, light, lsr, windowS}
+		cpc, light, lsr, windowS, emitted}
 }
 
 func buildCallerMinutes(_ *Sink, reqs []*request, n int) []any {

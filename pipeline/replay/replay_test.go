@@ -107,6 +107,7 @@ func TestSummaryCountsRejects(t *testing.T) {
 		"        2  malformed JSON\n           e.g. mixed.jsonl: record at line 2",
 		"        1  field caller: missing\n           e.g. mixed.jsonl: record at line 3",
 		"field start_time",
+		"duplicates:     1 (copies", // the good record, delivered twice
 		"alerts:         0",
 	} {
 		if !strings.Contains(b.String(), want) {

@@ -23,6 +23,11 @@ func (r *Replayer) WriteSummary(w io.Writer, took time.Duration, top int) {
 	if st.Late > 0 {
 		fmt.Fprintf(w, "late records:   %d (start more than the allowed lateness behind the latest start)\n", st.Late)
 	}
+	if st.Duplicates > 0 {
+		n, bytes := r.eng.Remembered()
+		fmt.Fprintf(w, "duplicates:     %d (copies of a record taken within the dedup horizon; counted once; %d fingerprints remembered in %.1f MB)\n",
+			st.Duplicates, n, float64(bytes)/(1<<20))
+	}
 	if st.Outliers > 0 {
 		fmt.Fprintf(w, "outliers:       %d (start more than the allowed lateness ahead of the stream; held)\n", st.Outliers)
 	}

@@ -26,6 +26,11 @@ type Report struct {
 	// their targets). SparedRatio is Spared / RoboCalls.
 	RoboCalls, Spared int
 	SparedRatio       float64
+	// SparedEmitted and SparedEmittedRatio count instead the calls that
+	// started at or after the first alert's EmittedAt: when the alert
+	// left the engine, so when a suspension could first have acted.
+	SparedEmitted      int
+	SparedEmittedRatio float64
 	// LegitFlagged lists flagged legitimate numbers per class, sorted.
 	LegitFlagged map[Class][]string
 	// MissedRobo lists robo-dialer numbers not flagged, per class, sorted.
@@ -59,20 +64,28 @@ func Evaluate(labels []Label, records []schemas.CDR, alerts []schemas.Alert) *Re
 	}
 	// First alert time per flagged number and per flagged source.
 	first := map[string]time.Time{}
-	note := func(k string, t time.Time) {
-		if f, ok := first[k]; !ok || t.Before(f) {
-			first[k] = t
+	emitted := map[string]time.Time{}
+	note := func(k string, a *schemas.Alert) {
+		if f, ok := first[k]; !ok || a.DetectedAt.Before(f) {
+			first[k] = a.DetectedAt
+		}
+		at := a.EmittedAt
+		if at.IsZero() {
+			at = a.DetectedAt // an alert from before emitted_at
+		}
+		if f, ok := emitted[k]; !ok || at.Before(f) {
+			emitted[k] = at
 		}
 	}
 	for i := range alerts {
 		a := &alerts[i]
 		if a.SubjectKind == schemas.SubjectCaller {
-			note("caller "+a.Subject, a.DetectedAt)
+			note("caller "+a.Subject, a)
 			continue
 		}
-		note(a.SubjectKind.String()+" "+a.Subject, a.DetectedAt)
+		note(a.SubjectKind.String()+" "+a.Subject, a)
 		for _, c := range a.CallerIDs {
-			note("caller "+c, a.DetectedAt)
+			note("caller "+c, a)
 		}
 	}
 	for _, l := range callers {
@@ -114,19 +127,25 @@ func Evaluate(labels []Label, records []schemas.CDR, alerts []schemas.Alert) *Re
 		}
 		rep.RoboCalls++
 		start := time.UnixMilli(c.StartMS)
-		spared := false
+		spared, sparedEmitted := false, false
 		for _, k := range [...]string{"caller " + c.Caller, "trunk " + c.Trunk, "imei " + c.IMEI, "source_ip " + c.SourceIP, "imsi " + c.IMSI} {
 			if t, ok := first[k]; ok && !start.Before(t) {
 				spared = true
-				break
+			}
+			if t, ok := emitted[k]; ok && !start.Before(t) {
+				sparedEmitted = true
 			}
 		}
 		if spared {
 			rep.Spared++
 		}
+		if sparedEmitted {
+			rep.SparedEmitted++
+		}
 	}
 	if rep.RoboCalls > 0 {
 		rep.SparedRatio = float64(rep.Spared) / float64(rep.RoboCalls)
+		rep.SparedEmittedRatio = float64(rep.SparedEmitted) / float64(rep.RoboCalls)
 	}
 	for _, l := range sources {
 		_, flagged := first[l.Kind+" "+l.Subject]
@@ -150,7 +169,8 @@ func Evaluate(labels []Label, records []schemas.CDR, alerts []schemas.Alert) *Re
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "caller level: precision %.4f, recall %.4f (%d of %d robo-dialer numbers flagged, %d legitimate numbers flagged)\n",
 		r.Precision, r.Recall, r.FlaggedRobo, r.RoboCallers, r.FlaggedLegit)
-	fmt.Fprintf(w, "robo calls after the first alert (spared by a suspension): %d of %d (%.2f%%)\n", r.Spared, r.RoboCalls, 100*r.SparedRatio)
+	fmt.Fprintf(w, "robo calls after the first alert (spared by a suspension): %d of %d (%.2f%%); after it left the engine (emitted_at): %d (%.2f%%)\n",
+		r.Spared, r.RoboCalls, 100*r.SparedRatio, r.SparedEmitted, 100*r.SparedEmittedRatio)
 	for _, c := range sortedClasses(r.LegitFlagged) {
 		fmt.Fprintf(w, "  legitimate %s flagged: %d, e.g. %s\n", c, len(r.LegitFlagged[c]), r.LegitFlagged[c][0])
 	}

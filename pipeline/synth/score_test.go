@@ -126,6 +126,18 @@ func TestEvaluateSpared(t *testing.T) {
 	if rep.RoboCalls != 6 || rep.Spared != 3 || rep.SparedRatio != 0.5 {
 		t.Errorf("robo calls %d, spared %d (%v); want 6, 3 (0.5)", rep.RoboCalls, rep.Spared, rep.SparedRatio)
 	}
+	// Without emitted_at the detection time stands in.
+	if rep.SparedEmitted != 3 {
+		t.Errorf("spared after emission %d without emitted_at, want 3", rep.SparedEmitted)
+	}
+	// The caller alert left the engine two minutes after detection: the
+	// call at 3 minutes is still spared, the one at 1 minute is not.
+	alerts[1].EmittedAt = t0.Add(3 * time.Minute)
+	alerts[0].EmittedAt = t0.Add(4 * time.Minute)
+	rep = Evaluate(labels, recs, alerts)
+	if rep.Spared != 3 || rep.SparedEmitted != 2 || rep.SparedEmittedRatio != 2.0/6 {
+		t.Errorf("spared %d, after emission %d (%v); want 3, 2", rep.Spared, rep.SparedEmitted, rep.SparedEmittedRatio)
+	}
 	if rep.FlaggedRobo != 1 || rep.Recall != 0.5 {
 		t.Errorf("a trunk alert listing no caller IDs flagged %d numbers (recall %v), want only +1r", rep.FlaggedRobo, rep.Recall)
 	}
@@ -165,7 +177,7 @@ func TestReportPrint(t *testing.T) {
 	rep.Print(&b)
 	for _, want := range []string{
 		"precision 0.5000, recall 0.5000 (1 of 2 robo-dialer numbers flagged, 1 legitimate numbers flagged)",
-		"1 of 1 (100.00%)",
+		"1 of 1 (100.00%); after it left the engine (emitted_at): 1 (100.00%)",
 		"legitimate courier flagged: 1, e.g. +1c",
 		"harasser missed: 1, e.g. +1m",
 		"source trunk tr-voip (ai_pool): flagged=false",

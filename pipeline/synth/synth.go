@@ -73,6 +73,13 @@ type Config struct {
 	Scale float64
 	// BatchSeconds is the collectors' shipping period. Default 30.
 	BatchSeconds int
+	// Duplicates is the share of records a mediation system delivers
+	// twice, the copy a few minutes after the original. Default 0.
+	Duplicates float64
+	// ResentBatches is how many whole shipping batches a collector
+	// re-sends after a restart, 20 to 60 minutes after the original.
+	// Default 0.
+	ResentBatches int
 	// BulkPrefix is the number prefix of the legitimate bulk notifier,
 	// which the default rules file allowlists. Default "+1800555".
 	BulkPrefix string
@@ -101,6 +108,9 @@ type Day struct {
 	Records []schemas.CDR
 	// Labels of every caller and of the labelled sources.
 	Labels []Label
+	// Duplicates is how many of Records are copies of another
+	// (Config.Duplicates and Config.ResentBatches).
+	Duplicates int
 }
 
 type gen struct {
@@ -138,7 +148,8 @@ func Generate(cfg Config) *Day {
 		used:   map[string]bool{},
 	}
 	g.run()
-	return &Day{Records: g.arrivalOrder(), Labels: g.labelList()}
+	recs, dups := g.arrivalOrder()
+	return &Day{Records: recs, Labels: g.labelList(), Duplicates: dups}
 }
 
 func (g *gen) n(base int) int { return max(1, int(math.Round(float64(base)*g.cfg.Scale))) }
@@ -648,18 +659,39 @@ func (g *gen) warDialler(num string) {
 
 // arrivalOrder sorts records by when a collector would ship them: a record
 // appears when its call ends (plus up to two seconds of mediation), and
-// each shipping batch is shuffled.
-func (g *gen) arrivalOrder() []schemas.CDR {
+// each shipping batch is shuffled. Copies (Config.Duplicates,
+// Config.ResentBatches) arrive in later batches; it returns how many.
+func (g *gen) arrivalOrder() ([]schemas.CDR, int) {
 	type item struct {
 		batch int64
 		r     uint64
 		i     int
 	}
 	period := int64(g.cfg.BatchSeconds) * 1000
-	items := make([]item, len(g.recs))
+	items := make([]item, 0, len(g.recs))
 	for i := range g.recs {
 		arrive := g.recs[i].EndMS + g.rng.Int64N(2000)
-		items[i] = item{batch: arrive / period, r: g.rng.Uint64(), i: i}
+		items = append(items, item{batch: arrive / period, r: g.rng.Uint64(), i: i})
+	}
+	n := len(items)
+	for j := range n {
+		if g.cfg.Duplicates > 0 && g.rng.Float64() < g.cfg.Duplicates {
+			again := items[j].batch*period + (60+g.rng.Int64N(240))*1000
+			items = append(items, item{batch: again / period, r: g.rng.Uint64(), i: items[j].i})
+		}
+	}
+	if g.cfg.ResentBatches > 0 && n > 0 {
+		byBatch := map[int64][]int{}
+		for j := range n {
+			byBatch[items[j].batch] = append(byBatch[items[j].batch], items[j].i)
+		}
+		for range g.cfg.ResentBatches {
+			b := items[g.rng.IntN(n)].batch
+			again := b + (20*60+g.rng.Int64N(40*60))*1000/period
+			for _, i := range byBatch[b] {
+				items = append(items, item{batch: again, r: g.rng.Uint64(), i: i})
+			}
+		}
 	}
 	slices.SortFunc(items, func(a, b item) int {
 		if a.batch != b.batch {
@@ -677,7 +709,7 @@ func (g *gen) arrivalOrder() []schemas.CDR {
 	for j, it := range items {
 		out[j] = g.recs[it.i]
 	}
-	return out
+	return out, len(items) - n
 }
 
 func (g *gen) labelList() []Label {

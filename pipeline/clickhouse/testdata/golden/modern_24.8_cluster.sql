@@ -190,3 +190,6 @@ ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/decisions', 
 PARTITION BY toYYYYMM(time)
 ORDER BY (subject, time, decision_id);
 
+-- migration 7: 007_alerts_emitted_at
+ALTER TABLE fraud.alerts ON CLUSTER carrier ADD COLUMN IF NOT EXISTS emitted_at DateTime('UTC');
+

@@ -189,3 +189,6 @@ ENGINE = MergeTree()
 PARTITION BY toYYYYMM(time)
 ORDER BY (subject, time, decision_id);
 
+-- migration 7: 007_alerts_emitted_at
+ALTER TABLE cdrguard.alerts ADD COLUMN emitted_at DateTime('UTC');
+
