@@ -134,12 +134,31 @@ func (w *worker) closeBatch(ctx context.Context) bool {
 	return true
 }
 
-// writeLoop makes batches durable in order and commits, until outq is
-// closed and drained or ctx ends. It never starts a write once ctx has
-// ended: ctx ends with the generation.
+// writeLoop makes batches durable in order, until outq is closed and
+// drained or ctx ends. It never starts a write once ctx has ended: ctx
+// ends with the generation. Commits run beside it, every CommitInterval,
+// so what is durable is committed even while a later batch's write is
+// retried.
 func (w *worker) writeLoop(ctx context.Context) {
-	tick := time.NewTicker(w.j.cfg.CommitInterval)
-	defer tick.Stop()
+	commits, stopCommits := context.WithCancel(ctx)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		tick := time.NewTicker(w.j.cfg.CommitInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				w.commit(false)
+			case <-commits.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		stopCommits()
+		<-committed
+	}()
 	for {
 		select {
 		case b, ok := <-w.outq:
@@ -149,16 +168,17 @@ func (w *worker) writeLoop(ctx context.Context) {
 			if ctx.Err() != nil || w.writeMessages(ctx, b) != nil {
 				return // not durable: nothing from this batch on is committed
 			}
+			w.commitMu.Lock()
 			w.durable = w.track.ack(b.seq, b.commit)
+			w.pendingAcks = append(w.pendingAcks, b.closed)
+			due := w.j.cfg.Now().Sub(w.lastCommit) >= w.j.cfg.CommitInterval
+			w.commitMu.Unlock()
 			for i := range b.alerts {
 				w.j.cfg.Metrics.alert(&b.alerts[i])
 			}
-			w.pendingAcks = append(w.pendingAcks, b.closed)
-			if w.j.cfg.Now().Sub(w.lastCommit) >= w.j.cfg.CommitInterval {
+			if due {
 				w.commit(false)
 			}
-		case <-tick.C:
-			w.commit(false)
 		case <-ctx.Done():
 			return
 		}
@@ -235,6 +255,8 @@ func (w *worker) leaseLength() time.Duration {
 // confirmMembership returns nil if the lease holds or the coordinator
 // accepts a commit of the committed offset now.
 func (w *worker) confirmMembership() error {
+	w.commitMu.Lock()
+	defer w.commitMu.Unlock()
 	now := w.j.cfg.Now()
 	if now.Before(w.lease) {
 		return nil
@@ -251,6 +273,8 @@ func (w *worker) confirmMembership() error {
 // commit commits the durable offset through this generation (a stale
 // generation's commit is refused by the coordinator).
 func (w *worker) commit(final bool) {
+	w.commitMu.Lock()
+	defer w.commitMu.Unlock()
 	off := w.durable
 	if off < 0 || off <= w.st.committed {
 		return

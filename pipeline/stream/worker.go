@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -62,15 +63,16 @@ type worker struct {
 	outq   chan *batch
 	track  durability
 	// closedCommit is the commit candidate of the last closed batch (the
-	// worker's); durable the committable offset (the write loop's).
+	// worker's); durable the committable offset (under commitMu).
 	closedCommit, durable int64
 	// rebuilding is set while the worker replays quietly.
 	rebuilding bool
 	// clean is set when the worker ends with every output of the records
 	// it took durable: only then may a later generation keep its state.
 	clean bool
-	// lastCommit and pendingAcks belong to the write loop (and to the
-	// final commit, after it ends).
+	// commitMu guards what the write loop and the commits share: durable,
+	// lastCommit, pendingAcks, lease and st.committed while the worker runs.
+	commitMu    sync.Mutex
 	lastCommit  time.Time
 	pendingAcks []time.Time // close times of durable, not yet committed batches
 	// lastState is when the engine's state was last published.
