@@ -11,9 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
+	"github.com/cdrguard/cdrguard/pipeline/health"
 	"github.com/cdrguard/cdrguard/pipeline/hooks"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/rules"
@@ -94,7 +96,14 @@ func runHooks(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer func() { _ = log.Sync() }()
-		return serveHooks(ctx, cfg, log)
+		reg := newMetricsRegistry()
+		probes := health.NewRegistry()
+		stop, err := serveAdmin(cfg.Metrics, reg, probes, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		return serveHooks(ctx, cfg, log, reg, probes)
 	}
 	env, err := openHooksEnv(ctx, cfg)
 	if err != nil {
@@ -219,8 +228,9 @@ func openRecorders(ctx context.Context, cfg runConfig, log *zap.Logger) (hooks.R
 }
 
 // serveHooks runs the dispatcher in the group <group>-hooks, and its
-// release API when hooks.api is set, until ctx ends or one fails.
-func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
+// release API when hooks.api is set, until ctx ends or one fails. Its
+// metrics go on reg, its readiness checks on probes.
+func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger, reg prometheus.Registerer, probes *health.Registry) error {
 	set, err := rules.Load(cfg.Detect.Rules)
 	if err != nil {
 		return err
@@ -249,7 +259,7 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 		log.Warn("no clickhouse.dsn: hook_deliveries and decisions are not recorded")
 	}
 	d, err := hooks.New(hooks.Options{Config: *cfg.Hooks, AlertsTopic: cfg.Kafka.AlertsTopic, Log: env.log, Recorder: rec,
-		Decisions: decs, Allowlist: set.Allowlist, SuspendFor: set.SuspendFor, APITokens: tokens, Logger: log})
+		Decisions: decs, Allowlist: set.Allowlist, SuspendFor: set.SuspendFor, APITokens: tokens, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -259,6 +269,8 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 		return err
 	}
 	defer src.Close()
+	probes.Add("hooks alerts group", hooks.JoinedCheck(src, group))
+	probes.Add("hooks topics", d.Ready)
 	for _, ep := range cfg.Hooks.Endpoints {
 		log.Info("hook endpoint", zap.String("name", ep.Name), zap.String("url", ep.URL), zap.String("mode", ep.Mode), zap.Strings("actions", ep.Actions))
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
@@ -60,6 +61,9 @@ type Options struct {
 	Decisions DecisionRecorder
 	// APITokens are the bearer tokens of the API (ServeAPI).
 	APITokens []string
+	// Registerer gets the dispatcher's Prometheus metrics
+	// (cdrguard_hook_*); nil: not registered.
+	Registerer prometheus.Registerer
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// Logger; nil: none.
@@ -82,7 +86,10 @@ type Dispatcher struct {
 	protected protected
 	tracker   *tracker
 	mem       *memory
+	metrics   *metrics
 	ready     atomic.Bool
+	// leading is true while this dispatcher runs the retry topic.
+	leading atomic.Bool
 }
 
 // New validates opts.Config and builds the dispatcher.
@@ -97,7 +104,7 @@ func New(opts Options) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dispatcher{cfg: cfg, opts: opts, now: opts.Now, log: opts.Logger, byName: map[string]*endpoint{}, tracker: newTracker(), mem: newMemory()}
+	d := &Dispatcher{cfg: cfg, opts: opts, now: opts.Now, log: opts.Logger, byName: map[string]*endpoint{}, tracker: newTracker(), mem: newMemory(), metrics: newMetrics()}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -107,9 +114,16 @@ func New(opts Options) (*Dispatcher, error) {
 	if d.opts.CommitInterval <= 0 {
 		d.opts.CommitInterval = 500 * time.Millisecond
 	}
-	if d.opts.Recorder == nil {
-		d.opts.Recorder = RecorderFunc(func(Delivery) {})
+	rec := d.opts.Recorder
+	if rec == nil {
+		rec = RecorderFunc(func(Delivery) {})
 	}
+	// Every row, from the dispatcher or its API (cancelled, rejected),
+	// is counted.
+	d.opts.Recorder = RecorderFunc(func(del Delivery) {
+		d.metrics.deliveries.WithLabelValues(del.Endpoint, del.Action, del.Outcome).Inc()
+		rec.Record(del)
+	})
 	if d.opts.SuspendFor == nil {
 		d.opts.SuspendFor = func(string) time.Duration { return 0 }
 	}
@@ -126,11 +140,26 @@ func New(opts Options) (*Dispatcher, error) {
 		d.endpoints = append(d.endpoints, e)
 		d.byName[ep.Name] = e
 	}
+	if opts.Registerer != nil {
+		if err := d.register(opts.Registerer); err != nil {
+			return nil, fmt.Errorf("hooks: cannot register metrics: %w", err)
+		}
+	}
 	return d, nil
 }
 
 // Config returns the configuration with its defaults.
 func (d *Dispatcher) Config() Config { return d.cfg }
+
+// Ready reports nil once the dispatcher has read its retry, held, parked,
+// allowlist and state topics to their ends (as they were when Run
+// started) and consumes alerts, or why not (a readiness check).
+func (d *Dispatcher) Ready() error {
+	if !d.ready.Load() {
+		return errors.New("reading the retry, held, parked, allowlist and state topics")
+	}
+	return nil
+}
 
 // Pending returns the number of requests waiting in the retry topic.
 func (d *Dispatcher) Pending() int { return d.sched.pending() }
@@ -476,6 +505,8 @@ func (d *Dispatcher) process(ctx context.Context, e *endpoint, j job) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // the attempt was cut short by the stop: not an answer
 	}
+	d.metrics.attempts.WithLabelValues(e.Name, statusClass(r.status)).Inc()
+	d.metrics.latency.WithLabelValues(e.Name).Observe(r.latency.Seconds())
 	req.Attempts++
 	req.LastStatus = r.status
 	req.LastError = ""

@@ -137,6 +137,20 @@ func (k *KafkaLog) Follow(ctx context.Context, topic string, apply func(Message)
 	return ctx.Err()
 }
 
+// JoinedCheck returns a readiness check (health.Check) that passes once
+// r, a group reader, has joined a generation of group. It reads r.Stats,
+// which resets r's counters: nothing else may read them.
+func JoinedCheck(r *kafka.Reader, group string) func() error {
+	var joined atomic.Bool
+	return func() error {
+		if joined.Load() || r.Stats().Rebalances > 0 {
+			joined.Store(true)
+			return nil
+		}
+		return fmt.Errorf("not in a generation of group %s yet (joining)", group)
+	}
+}
+
 // NewAlertSource returns the reader of the alerts topic in group (the
 // dispatcher's own, "<group>-hooks"), committing only when told. The
 // caller closes it.

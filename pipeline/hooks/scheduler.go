@@ -153,6 +153,27 @@ func (s *scheduler) isDisabled(endpoint string) bool {
 	return s.disabled[endpoint]
 }
 
+// counts returns, by endpoint, the held, parked and pending requests, and
+// the endpoints disabled by a 410.
+func (s *scheduler) counts() (held, parked, pending map[string]int, disabled map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held, parked, pending, disabled = map[string]int{}, map[string]int{}, map[string]int{}, map[string]bool{}
+	for _, r := range s.held {
+		held[r.Endpoint]++
+	}
+	for _, r := range s.parked {
+		parked[r.Endpoint]++
+	}
+	for _, e := range s.entries {
+		pending[e.req.Endpoint]++
+	}
+	for ep, d := range s.disabled {
+		disabled[ep] = d
+	}
+	return held, parked, pending, disabled
+}
+
 // pending returns the number of requests in the retry topic.
 func (s *scheduler) pending() int {
 	s.mu.Lock()
