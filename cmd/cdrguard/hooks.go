@@ -258,12 +258,19 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger, reg prometh
 	} else {
 		log.Warn("no clickhouse.dsn: hook_deliveries and decisions are not recorded")
 	}
-	d, err := hooks.New(hooks.Options{Config: *cfg.Hooks, AlertsTopic: cfg.Kafka.AlertsTopic, Log: env.log, Recorder: rec,
-		Decisions: decs, Allowlist: set.Allowlist, SuspendFor: set.SuspendFor, APITokens: tokens, Logger: log, Registerer: reg})
+	group := cfg.Kafka.Group + "-hooks"
+	// One dispatcher at a time runs the retry topic: the one elected in
+	// <group>-hooks-retry (on the one-partition held topic).
+	elector, err := hooks.NewKafkaElector(env.kc, group+"-retry", env.hcfg.HeldTopic, log)
 	if err != nil {
 		return err
 	}
-	group := cfg.Kafka.Group + "-hooks"
+	d, err := hooks.New(hooks.Options{Config: *cfg.Hooks, AlertsTopic: cfg.Kafka.AlertsTopic, Log: env.log, Recorder: rec,
+		Decisions: decs, Allowlist: set.Allowlist, SuspendFor: set.SuspendFor, APITokens: tokens, Logger: log, Registerer: reg,
+		Elector: elector})
+	if err != nil {
+		return err
+	}
 	src, err := hooks.NewAlertSource(env.kc, cfg.Kafka.AlertsTopic, group)
 	if err != nil {
 		return err
@@ -274,7 +281,7 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger, reg prometh
 	for _, ep := range cfg.Hooks.Endpoints {
 		log.Info("hook endpoint", zap.String("name", ep.Name), zap.String("url", ep.URL), zap.String("mode", ep.Mode), zap.Strings("actions", ep.Actions))
 	}
-	log.Info("cdrguard hooks", zap.String("version", version), zap.String("group", group), zap.String("alerts_topic", cfg.Kafka.AlertsTopic),
+	log.Info("cdrguard hooks", zap.String("version", version), zap.String("group", group), zap.String("retry_election_group", group+"-retry"), zap.String("alerts_topic", cfg.Kafka.AlertsTopic),
 		zap.String("retry_topic", env.hcfg.RetryTopic), zap.String("parked_topic", env.hcfg.ParkedTopic), zap.String("held_topic", env.hcfg.HeldTopic),
 		zap.String("allowlist_topic", env.hcfg.AllowlistTopic), zap.String("state_topic", env.hcfg.StateTopic))
 	return runDispatcher(ctx, d, src)
