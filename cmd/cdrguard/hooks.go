@@ -98,6 +98,7 @@ func runHooks(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer func() { _ = log.Sync() }()
 		reg := newMetricsRegistry()
 		probes := health.NewRegistry()
+		hooksStarting(probes)
 		stop, err := serveAdmin(cfg.Metrics, reg, probes, log)
 		if err != nil {
 			return err
@@ -227,6 +228,14 @@ func openRecorders(ctx context.Context, cfg runConfig, log *zap.Logger) (hooks.R
 	return rec, decs, func() { cancel(); wg.Wait(); _ = client.Close() }, nil
 }
 
+// hooksStarting registers the dispatcher's readiness checks as not ready
+// yet, so /readyz says so before serveHooks replaces them.
+func hooksStarting(probes *health.Registry) {
+	starting := func() error { return errors.New("starting") }
+	probes.Add("hooks alerts group", starting)
+	probes.Add("hooks topics", starting)
+}
+
 // serveHooks runs the dispatcher in the group <group>-hooks, and its
 // release API when hooks.api is set, until ctx ends or one fails. Its
 // metrics go on reg, its readiness checks on probes.
@@ -271,13 +280,19 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger, reg prometh
 	if err != nil {
 		return err
 	}
+	// The job creates the alerts topic; a group reader that joined
+	// before it existed would never read it.
+	probes.Add("hooks alerts group", func() error { return fmt.Errorf("waiting for the alerts topic %s", cfg.Kafka.AlertsTopic) })
+	probes.Add("hooks topics", d.Ready)
+	if err := hooks.WaitTopic(ctx, env.kc, cfg.Kafka.AlertsTopic); err != nil {
+		return err
+	}
 	src, err := hooks.NewAlertSource(env.kc, cfg.Kafka.AlertsTopic, group)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 	probes.Add("hooks alerts group", hooks.JoinedCheck(src, group))
-	probes.Add("hooks topics", d.Ready)
 	for _, ep := range cfg.Hooks.Endpoints {
 		log.Info("hook endpoint", zap.String("name", ep.Name), zap.String("url", ep.URL), zap.String("mode", ep.Mode), zap.Strings("actions", ep.Actions))
 	}

@@ -96,6 +96,9 @@ func newMetricsRegistry() *prometheus.Registry {
 func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 	reg := newMetricsRegistry()
 	probes := health.NewRegistry()
+	if cfg.Hooks != nil {
+		hooksStarting(probes)
+	}
 	stop, err := serveAdmin(cfg.Metrics, reg, probes, log)
 	if err != nil {
 		return err
