@@ -11,9 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/cdrguard/cdrguard/pipeline/clickhouse"
+	"github.com/cdrguard/cdrguard/pipeline/health"
 	"github.com/cdrguard/cdrguard/pipeline/hooks"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 )
@@ -93,7 +95,15 @@ func runHooks(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer func() { _ = log.Sync() }()
-		return serveHooks(ctx, cfg, log)
+		reg := newMetricsRegistry()
+		probes := health.NewRegistry()
+		hooksStarting(probes)
+		stop, err := serveAdmin(cfg.Metrics, reg, probes, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		return serveHooks(ctx, cfg, log, reg, probes)
 	}
 	env, err := openHooksEnv(ctx, cfg)
 	if err != nil {
@@ -217,9 +227,18 @@ func openRecorders(ctx context.Context, cfg runConfig, log *zap.Logger) (hooks.R
 	return rec, decs, func() { cancel(); wg.Wait(); _ = client.Close() }, nil
 }
 
+// hooksStarting registers the dispatcher's readiness checks as not ready
+// yet, so /readyz says so before serveHooks replaces them.
+func hooksStarting(probes *health.Registry) {
+	starting := func() error { return errors.New("starting") }
+	probes.Add("hooks alerts group", starting)
+	probes.Add("hooks topics", starting)
+}
+
 // serveHooks runs the dispatcher in the group <group>-hooks, and its
-// release API when hooks.api is set, until ctx ends or one fails.
-func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
+// release API when hooks.api is set, until ctx ends or one fails. Its
+// metrics go on reg, its readiness checks on probes.
+func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger, reg prometheus.Registerer, probes *health.Registry) error {
 	set, err := loadRules(cfg)
 	if err != nil {
 		return err
@@ -247,21 +266,36 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 	} else {
 		log.Warn("no clickhouse.dsn: hook_deliveries and decisions are not recorded")
 	}
-	d, err := hooks.New(hooks.Options{Config: *cfg.Hooks, AlertsTopic: cfg.Kafka.AlertsTopic, Log: env.log, Recorder: rec,
-		Decisions: decs, Allowlist: set.Allowlist, SuspendFor: set.SuspendFor, APITokens: tokens, Logger: log})
+	group := cfg.Kafka.Group + "-hooks"
+	// One dispatcher at a time runs the retry topic: the one elected in
+	// <group>-hooks-retry (on the one-partition held topic).
+	elector, err := hooks.NewKafkaElector(env.kc, group+"-retry", env.hcfg.HeldTopic, log)
 	if err != nil {
 		return err
 	}
-	group := cfg.Kafka.Group + "-hooks"
+	d, err := hooks.New(hooks.Options{Config: *cfg.Hooks, AlertsTopic: cfg.Kafka.AlertsTopic, Log: env.log, Recorder: rec,
+		Decisions: decs, Allowlist: set.Allowlist, SuspendFor: set.SuspendFor, APITokens: tokens, Logger: log, Registerer: reg,
+		Elector: elector})
+	if err != nil {
+		return err
+	}
+	// The job creates the alerts topic; a group reader that joined
+	// before it existed would never read it.
+	probes.Add("hooks alerts group", func() error { return fmt.Errorf("waiting for the alerts topic %s", cfg.Kafka.AlertsTopic) })
+	probes.Add("hooks topics", d.Ready)
+	if err := hooks.WaitTopic(ctx, env.kc, cfg.Kafka.AlertsTopic); err != nil {
+		return err
+	}
 	src, err := hooks.NewAlertSource(env.kc, cfg.Kafka.AlertsTopic, group)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	probes.Add("hooks alerts group", hooks.JoinedCheck(src, group))
 	for _, ep := range cfg.Hooks.Endpoints {
 		log.Info("hook endpoint", zap.String("name", ep.Name), zap.String("url", ep.URL), zap.String("mode", ep.Mode), zap.Strings("actions", ep.Actions))
 	}
-	log.Info("cdrguard hooks", zap.String("version", version), zap.String("group", group), zap.String("alerts_topic", cfg.Kafka.AlertsTopic),
+	log.Info("cdrguard hooks", zap.String("version", version), zap.String("group", group), zap.String("retry_election_group", group+"-retry"), zap.String("alerts_topic", cfg.Kafka.AlertsTopic),
 		zap.String("retry_topic", env.hcfg.RetryTopic), zap.String("parked_topic", env.hcfg.ParkedTopic), zap.String("held_topic", env.hcfg.HeldTopic),
 		zap.String("allowlist_topic", env.hcfg.AllowlistTopic), zap.String("state_topic", env.hcfg.StateTopic))
 	return runDispatcher(ctx, d, src)

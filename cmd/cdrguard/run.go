@@ -81,16 +81,41 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return serve(ctx, cfg, log)
 }
 
+// newMetricsRegistry returns the registry a process serves on /metrics,
+// with the Go and process collectors.
+func newMetricsRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
 // serve wires and runs the streaming job and, with a ClickHouse DSN and
 // clickhouse.loader on, the ClickHouse loader beside it; with a hooks
-// section, the hook dispatcher too (serveHooks).
+// section, the hook dispatcher too (serveHooks). They share one /metrics
+// and one /readyz.
 func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
+	reg := newMetricsRegistry()
+	probes := health.NewRegistry()
+	if cfg.Hooks != nil {
+		hooksStarting(probes)
+	}
+	stop, err := serveAdmin(cfg.Metrics, reg, probes, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	if cfg.Hooks != nil {
 		job := cfg
 		job.Hooks = nil
-		return alongside(ctx, func(ctx context.Context) error { return serve(ctx, job, log) },
-			func(ctx context.Context) error { return serveHooks(ctx, cfg, log) })
+		return alongside(ctx, func(ctx context.Context) error { return serveJob(ctx, job, log, reg, probes) },
+			func(ctx context.Context) error { return serveHooks(ctx, cfg, log, reg, probes) })
 	}
+	return serveJob(ctx, cfg, log, reg, probes)
+}
+
+// serveJob runs the streaming job (and the loader), its metrics on reg and
+// its checks on probes.
+func serveJob(ctx context.Context, cfg runConfig, log *zap.Logger, reg *prometheus.Registry, probes *health.Registry) error {
 	set, err := loadRules(cfg)
 	if err != nil {
 		return err
@@ -100,16 +125,7 @@ func serve(ctx context.Context, cfg runConfig, log *zap.Logger) error {
 		return err
 	}
 	defer kc.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := stream.NewMetrics(reg)
-	probes := health.NewRegistry()
-	stop, err := serveAdmin(cfg.Metrics, reg, probes, log)
-	if err != nil {
-		return err
-	}
-	defer stop()
 
 	sc := stream.Config{
 		Kafka: kc, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group,

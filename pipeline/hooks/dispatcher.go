@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
@@ -60,6 +61,13 @@ type Options struct {
 	Decisions DecisionRecorder
 	// APITokens are the bearer tokens of the API (ServeAPI).
 	APITokens []string
+	// Registerer gets the dispatcher's Prometheus metrics
+	// (cdrguard_hook_*); nil: not registered.
+	Registerer prometheus.Registerer
+	// Elector elects the one dispatcher, among those on the alerts
+	// topic, that runs the retry topic; nil: this one always does (a
+	// single dispatcher).
+	Elector Elector
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// Logger; nil: none.
@@ -68,6 +76,24 @@ type Options struct {
 	// (default 500ms).
 	CommitInterval time.Duration
 }
+
+// Elector elects one member among the dispatchers of an alerts topic to
+// run the retry topic.
+type Elector interface {
+	// Elect blocks until ctx ends (then returns ctx's error) or the
+	// election fails. Each time this member is elected it calls lead
+	// with a term context that ends when the member stops being the
+	// leader, and no other member is elected before lead returns (as
+	// long as lead returns within the election's rebalance timeout).
+	Elect(ctx context.Context, lead func(term context.Context)) error
+}
+
+// drainGrace is how long attempts in flight may go on after their term
+// or the dispatcher ends, before they are cut short (unresolved: they
+// are attempted again, under the same webhook-id). It is below the
+// election's rebalance timeout, so that a member hands the retries over
+// before another is elected.
+const drainGrace = 4 * time.Second
 
 // Dispatcher turns suspension alerts into webhook requests and delivers
 // them. Create it with New and start it with Run.
@@ -82,7 +108,10 @@ type Dispatcher struct {
 	protected protected
 	tracker   *tracker
 	mem       *memory
+	metrics   *metrics
 	ready     atomic.Bool
+	// leading is true while this dispatcher runs the retry topic.
+	leading atomic.Bool
 }
 
 // New validates opts.Config and builds the dispatcher.
@@ -97,7 +126,7 @@ func New(opts Options) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dispatcher{cfg: cfg, opts: opts, now: opts.Now, log: opts.Logger, byName: map[string]*endpoint{}, tracker: newTracker(), mem: newMemory()}
+	d := &Dispatcher{cfg: cfg, opts: opts, now: opts.Now, log: opts.Logger, byName: map[string]*endpoint{}, tracker: newTracker(), mem: newMemory(), metrics: newMetrics()}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -107,9 +136,16 @@ func New(opts Options) (*Dispatcher, error) {
 	if d.opts.CommitInterval <= 0 {
 		d.opts.CommitInterval = 500 * time.Millisecond
 	}
-	if d.opts.Recorder == nil {
-		d.opts.Recorder = RecorderFunc(func(Delivery) {})
+	rec := d.opts.Recorder
+	if rec == nil {
+		rec = RecorderFunc(func(Delivery) {})
 	}
+	// Every row, from the dispatcher or its API (cancelled, rejected),
+	// is counted.
+	d.opts.Recorder = RecorderFunc(func(del Delivery) {
+		d.metrics.deliveries.WithLabelValues(del.Endpoint, del.Action, del.Outcome).Inc()
+		rec.Record(del)
+	})
 	if d.opts.SuspendFor == nil {
 		d.opts.SuspendFor = func(string) time.Duration { return 0 }
 	}
@@ -126,11 +162,26 @@ func New(opts Options) (*Dispatcher, error) {
 		d.endpoints = append(d.endpoints, e)
 		d.byName[ep.Name] = e
 	}
+	if opts.Registerer != nil {
+		if err := d.register(opts.Registerer); err != nil {
+			return nil, fmt.Errorf("hooks: cannot register metrics: %w", err)
+		}
+	}
 	return d, nil
 }
 
 // Config returns the configuration with its defaults.
 func (d *Dispatcher) Config() Config { return d.cfg }
+
+// Ready reports nil once the dispatcher has read its retry, held, parked,
+// allowlist and state topics to their ends (as they were when Run
+// started) and consumes alerts, or why not (a readiness check).
+func (d *Dispatcher) Ready() error {
+	if !d.ready.Load() {
+		return errors.New("reading the retry, held, parked, allowlist and state topics")
+	}
+	return nil
+}
 
 // Pending returns the number of requests waiting in the retry topic.
 func (d *Dispatcher) Pending() int { return d.sched.pending() }
@@ -184,18 +235,29 @@ func (d *Dispatcher) Run(ctx context.Context, src AlertSource) error {
 	d.ready.Store(true)
 	d.log.Info("hooks dispatcher ready", zap.Int("pending_retries", d.sched.pending()), zap.Int("endpoints", len(d.endpoints)))
 
+	// Attempts in flight at the stop may finish within drainGrace.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	workersGone := make(chan struct{})
 	var workers sync.WaitGroup
 	for _, e := range d.endpoints {
 		for range d.cfg.Workers {
-			workers.Go(func() { d.work(ctx, e) })
+			workers.Go(func() { d.work(ctx, work, e) })
 		}
 	}
-	bg.Go(func() { d.sched.run(ctx, d.submitRetry) })
+	bg.Go(func() {
+		if err := d.elect(ctx, workersGone); err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("cannot elect the retry runner: %w", err))
+		}
+	})
 	bg.Go(func() { d.commitLoop(ctx, src) })
 
 	err := d.consume(ctx, src)
 	cancel(err)
+	drain := time.AfterFunc(drainGrace, cancelWork)
 	workers.Wait()
+	drain.Stop()
+	close(workersGone)
 	// Commit what was resolved before the stop.
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer ccancel()
@@ -283,6 +345,11 @@ func (d *Dispatcher) handleAlert(ctx context.Context, m kafka.Message) error {
 		if d.sched.known(id) {
 			continue // queued, held or parked already (a replay)
 		}
+		if st, ok := d.mem.state(e.Name, a.SubjectKind.String(), a.Subject); ok && st.RequestID == id {
+			// Resolved already, by this dispatcher or another one that
+			// owned the alerts partition before a rebalance.
+			continue
+		}
 		body := schemas.HookBody{Type: schemas.HookSuspend, Subject: a.Subject, SubjectKind: a.SubjectKind, Alert: m.Value}
 		if sf := d.opts.SuspendFor(a.Rule); sf > 0 {
 			exp := now.Add(sf).UTC().Truncate(time.Second)
@@ -308,6 +375,14 @@ func (d *Dispatcher) admit(ctx context.Context, e *endpoint, req *Request, done 
 	now := d.now()
 	if out := d.blocked(req); out != "" {
 		d.record(e, req, Delivery{Outcome: out})
+		done()
+		return nil
+	}
+	if st, ok := d.mem.state(e.Name, req.SubjectKind, req.Subject); ok && st.Action == ActionSuspend && st.Outcome != OutcomeHeld &&
+		st.RequestID != req.ID && now.Sub(st.Since) < d.cfg.SubjectPeriod {
+		// Another dispatcher (or this one before a restart) sent one
+		// within the period.
+		d.record(e, req, Delivery{Outcome: OutcomeDuplicate})
 		done()
 		return nil
 	}
@@ -378,28 +453,81 @@ func (d *Dispatcher) queue(ctx context.Context, e *endpoint, req Request, at tim
 	return nil
 }
 
-// submitRetry hands a due retry to its endpoint (scheduler callback).
-func (d *Dispatcher) submitRetry(req Request) bool {
-	e := d.byName[req.Endpoint]
-	if e == nil {
-		// An endpoint removed from the config: offer it to no one; it
-		// stays in the retry topic until the endpoint comes back.
-		return false
+// elect runs the retry topic whenever this dispatcher is elected (always
+// without an Elector) until ctx ends.
+func (d *Dispatcher) elect(ctx context.Context, workersGone <-chan struct{}) error {
+	lead := func(term context.Context) { d.lead(term, workersGone) }
+	if d.opts.Elector == nil {
+		lead(ctx)
+		return nil
 	}
-	return e.offer(job{req: req, fromRetry: true})
+	return d.opts.Elector.Elect(ctx, lead)
 }
 
-// work runs one worker of e until ctx ends.
-func (d *Dispatcher) work(ctx context.Context, e *endpoint) {
+// lead runs the retry topic for one leadership term: due requests go to
+// their endpoints' workers until term ends; then it waits for the
+// attempts handed over in the term (cut short drainGrace after the end),
+// so that it returns only once this dispatcher attempts none of them.
+func (d *Dispatcher) lead(term context.Context, workersGone <-chan struct{}) {
+	d.sched.resetInflight()
+	d.leading.Store(true)
+	d.log.Info("hooks dispatcher runs the retry topic", zap.Int("pending_retries", d.sched.pending()))
+	work, cancelWork := context.WithCancel(context.WithoutCancel(term))
+	defer cancelWork()
+	var inflight sync.WaitGroup
+	d.sched.run(term, func(req Request) bool {
+		e := d.byName[req.Endpoint]
+		if e == nil || term.Err() != nil {
+			// An endpoint removed from the config: offer it to no one;
+			// it stays in the retry topic until the endpoint comes back.
+			return false
+		}
+		inflight.Add(1)
+		if e.offer(job{req: req, fromRetry: true, ctx: work, term: term, finish: inflight.Done}) {
+			return true
+		}
+		inflight.Done()
+		return false
+	})
+	d.leading.Store(false)
+	drain := time.AfterFunc(drainGrace, cancelWork)
+	defer drain.Stop()
+	done := make(chan struct{})
+	go func() { inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-workersGone: // nobody takes the queued ones any more
+	}
+	d.log.Info("hooks dispatcher no longer runs the retry topic")
+}
+
+// work runs one worker of e until ctx ends; attempts use work (which
+// outlives ctx by drainGrace) unless the job carries its own context.
+func (d *Dispatcher) work(ctx, work context.Context, e *endpoint) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case j := <-e.queue:
-			if err := d.process(ctx, e, j); err != nil && ctx.Err() == nil {
-				d.log.Error("hook request not resolved", zap.String("endpoint", e.Name), zap.String("webhook_id", j.req.ID), zap.Error(err))
-			}
+			d.handle(work, e, j)
 		}
+	}
+}
+
+// handle runs one job of e.
+func (d *Dispatcher) handle(work context.Context, e *endpoint, j job) {
+	if j.finish != nil {
+		defer j.finish()
+	}
+	if j.term != nil && j.term.Err() != nil {
+		return // handed over by a term that ended: the next leader has it
+	}
+	ctx := work
+	if j.ctx != nil {
+		ctx = j.ctx
+	}
+	if err := d.process(ctx, e, j); err != nil && ctx.Err() == nil {
+		d.log.Error("hook request not resolved", zap.String("endpoint", e.Name), zap.String("webhook_id", j.req.ID), zap.Error(err))
 	}
 }
 
@@ -476,6 +604,8 @@ func (d *Dispatcher) process(ctx context.Context, e *endpoint, j job) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // the attempt was cut short by the stop: not an answer
 	}
+	d.metrics.attempts.WithLabelValues(e.Name, statusClass(r.status)).Inc()
+	d.metrics.latency.WithLabelValues(e.Name).Observe(r.latency.Seconds())
 	req.Attempts++
 	req.LastStatus = r.status
 	req.LastError = ""

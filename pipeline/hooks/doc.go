@@ -18,9 +18,10 @@
 // earlier alert of its partition has reached one of those states.
 //
 // The retry, parked and held topics are compacted and keyed by
-// webhook-id: a tombstone ends a request's stay there. The dispatcher
-// tails the whole retry topic and keeps its live records in memory, so
-// one dispatcher process runs the retries (run one per alerts topic).
+// webhook-id: a tombstone ends a request's stay there. Every dispatcher
+// tails the whole retry topic and keeps its live records in memory; one
+// of them at a time, elected (Elector, KafkaElector), runs the retries,
+// so several dispatchers can share an alerts topic.
 //
 // Time: the retry schedule, Retry-After, the budget window and the
 // subject period are wall-clock time from the injected clock (Clock).

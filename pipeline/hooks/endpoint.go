@@ -46,6 +46,15 @@ type job struct {
 	fromRetry bool
 	// done is called once the request is resolved (nil for retries).
 	done func()
+	// ctx bounds the attempt and its writes; nil: the dispatcher's work
+	// context. A retry carries its leadership term's.
+	ctx context.Context
+	// term is, for a retry, the leadership term that handed it over: a
+	// retry taken from the queue after its term ended is not attempted.
+	term context.Context
+	// finish is called once a worker is done with the job, resolved or
+	// not (nil: nothing to call).
+	finish func()
 }
 
 // endpoint is one receiver's state: queue, breaker, budget window and the

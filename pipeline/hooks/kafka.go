@@ -137,6 +137,40 @@ func (k *KafkaLog) Follow(ctx context.Context, topic string, apply func(Message)
 	return ctx.Err()
 }
 
+// WaitTopic waits until topic exists (has partitions), asking every
+// 200 ms, until ctx ends. The dispatcher's group reader must not join
+// before its topic exists: it would be assigned nothing and not notice
+// the topic's creation.
+func WaitTopic(ctx context.Context, kc *kafkaio.Client, topic string) error {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n, err := kc.Partitions(ctx, topic)
+		if err == nil && n > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s does not exist yet: %w", topic, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}
+
+// JoinedCheck returns a readiness check (health.Check) that passes once
+// r, a group reader, has joined a generation of group. It reads r.Stats,
+// which resets r's counters: nothing else may read them.
+func JoinedCheck(r *kafka.Reader, group string) func() error {
+	var joined atomic.Bool
+	return func() error {
+		if joined.Load() || r.Stats().Rebalances > 0 {
+			joined.Store(true)
+			return nil
+		}
+		return fmt.Errorf("not in a generation of group %s yet (joining)", group)
+	}
+}
+
 // NewAlertSource returns the reader of the alerts topic in group (the
 // dispatcher's own, "<group>-hooks"), committing only when told. The
 // caller closes it.

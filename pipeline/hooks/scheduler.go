@@ -153,6 +153,42 @@ func (s *scheduler) isDisabled(endpoint string) bool {
 	return s.disabled[endpoint]
 }
 
+// resetInflight makes every pending request due again at its time: at
+// the start of a leadership term, a request handed over in an earlier
+// term and not resolved (its attempt cut short) is attempted again.
+func (s *scheduler) resetInflight() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, e := range s.entries {
+		if e.inflight {
+			e.inflight = false
+			heap.Push(&s.due, dueItem{at: e.at, id: id})
+		}
+	}
+	s.poke()
+}
+
+// counts returns, by endpoint, the held, parked and pending requests, and
+// the endpoints disabled by a 410.
+func (s *scheduler) counts() (held, parked, pending map[string]int, disabled map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held, parked, pending, disabled = map[string]int{}, map[string]int{}, map[string]int{}, map[string]bool{}
+	for _, r := range s.held {
+		held[r.Endpoint]++
+	}
+	for _, r := range s.parked {
+		parked[r.Endpoint]++
+	}
+	for _, e := range s.entries {
+		pending[e.req.Endpoint]++
+	}
+	for ep, d := range s.disabled {
+		disabled[ep] = d
+	}
+	return held, parked, pending, disabled
+}
+
 // pending returns the number of requests in the retry topic.
 func (s *scheduler) pending() int {
 	s.mu.Lock()

@@ -153,6 +153,14 @@ func (m *memory) putState(s SubjectState) {
 	m.states[StateKey(s.Endpoint, s.SubjectKind, s.Subject)] = s
 }
 
+// state returns the state of subject on endpoint.
+func (m *memory) state(endpoint, kind, subject string) (SubjectState, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.states[StateKey(endpoint, kind, subject)]
+	return s, ok
+}
+
 func (m *memory) confirmedSince(kind, subject string, t time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
