@@ -184,33 +184,60 @@ func openDeliveryRecorder(ctx context.Context, cfg runConfig, log *zap.Logger) (
 	return rec, closeRec, err
 }
 
-// openRecorders connects to ClickHouse (migrating when clickhouse.migrate
-// is on) and returns the hook_deliveries and decisions recorders; close
-// flushes both. Neither ever blocks its caller.
+// openRecorders returns the hook_deliveries and decisions recorders;
+// close flushes both. Neither ever blocks its caller, and ClickHouse need
+// not be up: the recorders connect (and migrate, when clickhouse.migrate
+// is on) on their first write and buffer and retry until it is, so a
+// ClickHouse outage, at start or later, delays the rows and never the
+// deliveries or the releases.
 func openRecorders(ctx context.Context, cfg runConfig, log *zap.Logger) (hooks.Recorder, hooks.DecisionRecorder, func(), error) {
 	opts, err := chOptions(cfg.ClickHouse)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	client, err := clickhouse.Open(ctx, opts, log)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if cfg.ClickHouse.Migrate {
-		if err := client.Migrate(ctx); err != nil {
-			_ = client.Close()
-			return nil, nil, nil, err
+	var mu sync.Mutex
+	var client *clickhouse.Client
+	conn := func(ctx context.Context) (*clickhouse.Client, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if client != nil {
+			return client, nil
 		}
+		c, err := clickhouse.Open(ctx, opts, log)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.ClickHouse.Migrate {
+			if err := c.Migrate(ctx); err != nil {
+				_ = c.Close()
+				return nil, err
+			}
+		}
+		client = c
+		return c, nil
 	}
+	go func() { // connect early, without holding up the dispatcher
+		if _, err := conn(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("clickhouse unreachable: webhook deliveries and decisions are buffered until it is back", zap.Error(err))
+		}
+	}()
 	decs := hooks.NewBatchRecorder(func(ctx context.Context, ds []hooks.Decision) error {
+		c, err := conn(ctx)
+		if err != nil {
+			return err
+		}
 		rows := make([]clickhouse.Decision, len(ds))
 		for i, d := range ds {
 			rows[i] = clickhouse.Decision{Time: d.Time, DecisionID: d.ID, SubjectKind: d.SubjectKind, Subject: d.Subject, Action: d.Action,
 				AlertID: d.AlertID, RequestID: d.RequestID, By: d.By, Reason: d.Reason, Source: d.Source}
 		}
-		return client.InsertDecisions(ctx, rows)
+		return c.InsertDecisions(ctx, rows)
 	}, 100_000, log)
 	rec := hooks.NewBatchRecorder(func(ctx context.Context, ds []hooks.Delivery) error {
+		c, err := conn(ctx)
+		if err != nil {
+			return err
+		}
 		rows := make([]clickhouse.HookDelivery, len(ds))
 		for i, d := range ds {
 			rows[i] = clickhouse.HookDelivery{Time: d.Time, RequestID: d.RequestID, AlertID: d.AlertID, Endpoint: d.Endpoint,
@@ -218,13 +245,21 @@ func openRecorders(ctx context.Context, cfg runConfig, log *zap.Logger) (hooks.R
 				StatusCode: uint16(d.StatusCode), LatencyMS: float64(d.Latency.Microseconds()) / 1000, Error: d.Error,
 				Outcome: d.Outcome, Mode: d.Mode, NextAttempt: d.NextAt, Body: string(d.Body)}
 		}
-		return client.InsertHookDeliveries(ctx, rows)
+		return c.InsertHookDeliveries(ctx, rows)
 	}, 100_000, log)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { rec.Run(rctx) })
 	wg.Go(func() { decs.Run(rctx) })
-	return rec, decs, func() { cancel(); wg.Wait(); _ = client.Close() }, nil
+	return rec, decs, func() {
+		cancel()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if client != nil {
+			_ = client.Close()
+		}
+	}, nil
 }
 
 // hooksStarting registers the dispatcher's readiness checks as not ready
