@@ -302,13 +302,27 @@ func TestStreamToClickHouseSurvivesCrashAndOutage(t *testing.T) {
 	t.Run("kill", func(t *testing.T) {
 		db1, g1, a1 := "e2e_kill_"+suffix(), kafkatest.Name(t, "g1"), kafkatest.Name(t, "alerts1")
 		dropDB(t, chAddr, db1)
-		cfg := e2eConfig(t, kc.Conn.Brokers, topic, g1, a1, "clickhouse://"+chAddr+"/"+db1)
+		// The day arrives while the job runs (25k records/s), so the kill
+		// falls mid-stream however fast the job drains a topic.
+		live := kafkatest.Name(t, "cdrs-live")
+		produced := make(chan error, 1)
+		if err := kc.EnsureTopics(context.Background(), kafkaio.TopicSpec{Name: live, Partitions: 6, ReplicationFactor: -1}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := e2eConfig(t, kc.Conn.Brokers, live, g1, a1, "clickhouse://"+chAddr+"/"+db1)
 		first := child(t, cfg)
-		waitCommitted(t, kc, g1, topic, total/3, 3*time.Minute)
+		go func() {
+			produced <- kc.ProduceCDRs(context.Background(), live, kafkaio.ProduceOptions{Rate: 25000}, recs)
+		}()
+		waitCommitted(t, kc, g1, live, total/3, 3*time.Minute)
 		if err := first.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		_ = first.Wait()
+		if err := <-produced; err != nil {
+			t.Fatal(err)
+		}
+		topic := live
 		killedAt := kafkatest.Committed(t, kc, g1, topic)
 		before := len(kafkatest.ReadAll(t, kc, a1))
 		t.Logf("killed with %d of %d records committed and %d alerts published", killedAt, total, before)
