@@ -251,7 +251,7 @@ func serveConsole(ctx context.Context, cfg runConfig, cc consoleConfig, log *zap
 	if err != nil {
 		return fmt.Errorf("console: cannot listen on %s: %w", cc.Listen, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	hs := &http.Server{Handler: instrumentConsole(srv, newMetricsRegistry()), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12},
 		ErrorLog: zap.NewStdLog(log)}
 	errc := make(chan error, 1)
