@@ -32,7 +32,7 @@ func yamlErrors(file string, data []byte, err error) error {
 
 var (
 	reLine     = regexp.MustCompile(`^line (\d+): (.*)$`)
-	reNotFound = regexp.MustCompile("^field (\\S+) not found in type \\S+$")
+	reNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 	reType     = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`(.*)` )?into (\\S+)$")
 )
 

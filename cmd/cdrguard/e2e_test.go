@@ -482,18 +482,6 @@ func checkCallerDaily(t *testing.T, recs []schemas.CDR, rows []string) {
 	t.Logf("caller_daily checked for %d callers above the floor", above)
 }
 
-func rulesSubjects(alerts []schemas.Alert) []string {
-	set := map[string]bool{}
-	for _, a := range alerts {
-		set[a.Rule+" "+a.Subject] = true
-	}
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 func suffix() string { return fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff) }
 

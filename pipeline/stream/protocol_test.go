@@ -314,7 +314,7 @@ func TestGenerationEndingWithUndurableOutputsRestartsFromCommitted(t *testing.T)
 	com := &fakeCommitter{}
 
 	// First part: outputs durable and committed.
-	w, end := runWorker(t, j, com, -1)
+	_, end := runWorker(t, j, com, -1)
 	waitFor(t, "a commit", func() bool { return com.get("cdrs", 0) > 0 })
 	// Then the broker refuses writes, the worker goes on reading.
 	p.down.Store(true)
@@ -324,7 +324,7 @@ func TestGenerationEndingWithUndurableOutputsRestartsFromCommitted(t *testing.T)
 	// for a while, nothing more may be.
 	waitFor(t, "more failed writes", func() bool { return p.failures.Load() >= 4 })
 	committed := com.get("cdrs", 0)
-	w = end()
+	w := end()
 	if p.stale.Load() != 0 {
 		t.Errorf("%d writes started after the generation ended", p.stale.Load())
 	}
@@ -364,12 +364,12 @@ func TestCleanGenerationKeepsState(t *testing.T) {
 	p := &fakeProducer{b: b}
 	j := testJob(t, b, p)
 	com := &fakeCommitter{}
-	w, end := runWorker(t, j, com, -1)
+	_, end := runWorker(t, j, com, -1)
 	waitFor(t, "every record fetched", func() bool { return b.fetched(topicPartition{"cdrs", 0}) == 500 })
 	// Let the flush ticks close and write what the last records produced.
 	waitFor(t, "a commit", func() bool { return com.get("cdrs", 0) > 0 })
 	time.Sleep(100 * time.Millisecond) // twenty flush intervals: nothing left open
-	w = end()
+	w := end()
 	if !w.clean {
 		t.Fatal("worker ended with undurable outputs although the producer never failed")
 	}
@@ -403,9 +403,9 @@ func TestStaleGenerationCannotCommit(t *testing.T) {
 	j := testJob(t, b, p)
 	com := &fakeCommitter{}
 	com.refuse.Store(true)
-	w, end := runWorker(t, j, com, -1)
+	_, end := runWorker(t, j, com, -1)
 	waitFor(t, "writes", func() bool { return p.calls.Load() >= 2 })
-	w = end()
+	w := end()
 	if w.st.committed != 0 || com.get("cdrs", 0) != -1 {
 		t.Fatalf("state says committed %d, coordinator %d; the coordinator refused every commit", w.st.committed, com.get("cdrs", 0))
 	}
