@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -105,6 +106,9 @@ func faultConfig(t *testing.T, broker, topic, group, alerts, chDSN string) strin
 		t.Fatal(err)
 	}
 	cfg := strings.Replace(string(raw), "shutdown_timeout: 20s", "shutdown_timeout: 3s", 1)
+	// Small batches, one in flight: the job drains the day in seconds
+	// rather than one, so the fault falls mid-stream.
+	cfg = strings.Replace(cfg, "  commit_interval: 200ms\n", "  commit_interval: 200ms\n  max_batch: 200\n  max_in_flight: 1\n", 1)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +134,13 @@ func TestBrokerOutageLongerThanShutdownTimeout(t *testing.T) {
 
 	run := child(t, faultConfig(t, b.addr, topic, group, alerts, "clickhouse://"+chAddr+"/"+db))
 	waitCommitted(t, kc, group, topic, total/4, 3*time.Minute)
+	atKill := kafkatest.Committed(t, kc, group, topic)
 	b.kill(t)
 	downAt := time.Now()
+	if atKill >= total {
+		t.Fatalf("the job had committed all %d records before the broker was killed: the test no longer tests an outage mid-stream", total)
+	}
+	t.Logf("broker killed with %d of %d records committed", atKill, total)
 	time.Sleep(15 * time.Second) // five shutdown timeouts
 	if exited(run) {
 		t.Fatal("cdrguard run exited during the broker outage")
@@ -159,13 +168,26 @@ func TestExpelledMemberWritesNothing(t *testing.T) {
 	own := ownClickHouse(t)
 	recs := synth.Generate(synth.Config{Seed: 23, Scale: 0.15}).Records
 	topic, group, alerts := kafkatest.Name(t, "cdrs"), kafkatest.Name(t, "group"), kafkatest.Name(t, "alerts")
-	kafkatest.ProduceCDRs(t, kc, topic, 6, recs)
+	if err := kc.EnsureTopics(context.Background(), kafkaio.TopicSpec{Name: topic, Partitions: 6, ReplicationFactor: -1}); err != nil {
+		t.Fatal(err)
+	}
 	total := int64(len(recs))
 	replay := kafkatest.Replay(t, rulesFile, recs)
 	db := "faults_expelled_" + suffix()
 	cfg := e2eConfig(t, kc.Conn.Brokers, topic, group, alerts, "clickhouse://"+own.addr+"/"+db)
 
+	// The day arrives while the instances run (10k records/s), so the
+	// freeze falls mid-stream and b has records of its own to take.
 	a := child(t, cfg)
+	produced := make(chan error, 1)
+	go func() {
+		produced <- kc.ProduceCDRs(context.Background(), topic, kafkaio.ProduceOptions{Rate: 10000}, recs)
+	}()
+	defer func() {
+		if err := <-produced; err != nil {
+			t.Error(err)
+		}
+	}()
 	waitCommitted(t, kc, group, topic, total/5, 3*time.Minute)
 	own.stop(t)
 	if err := a.Process.Signal(syscall.SIGSTOP); err != nil {
