@@ -211,6 +211,18 @@ func (c *runConfig) validate() error {
 	if err := c.detectorConfig().Validate(); err != nil {
 		return fmt.Errorf("detect: %w", err)
 	}
+	// The optional sections are checked here too, before anything
+	// connects, whichever command reads the file.
+	if c.Hooks != nil {
+		if _, _, err := c.Hooks.Resolve(c.Kafka.AlertsTopic); err != nil {
+			return err
+		}
+	}
+	if c.Console != nil {
+		if err := c.Console.validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

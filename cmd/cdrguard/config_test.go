@@ -184,3 +184,28 @@ detect:
 		t.Errorf("bad config: exit %d, %q", code, stderr)
 	}
 }
+
+// A bad hooks or console section stops every command that runs them
+// before anything connects, naming the key; replay ignores them.
+func TestOptionalSectionsCheckedAtStart(t *testing.T) {
+	bad := writeConfig(t, "kafka:\n  brokers: [\"127.0.0.1:1\"]\nhooks:\n  endpoints:\n    - name: sps\n      url: ftp://x\n      secret_env: NOPE\n")
+	start := time.Now()
+	code, _, stderr := cli(t, "run", "--config", bad)
+	if code == 0 || !strings.Contains(stderr, "hooks.endpoints[0].url") {
+		t.Fatalf("run with a bad hooks section: exit %d, %q", code, stderr)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Error("run waited for the brokers before refusing the hooks section")
+	}
+	if code, _, stderr := cli(t, "config", "check", bad); code == 0 || !strings.Contains(stderr, "hooks.endpoints[0].url") {
+		t.Fatalf("config check: exit %d, %q", code, stderr)
+	}
+	dir := t.TempDir()
+	day := filepath.Join(dir, "day.jsonl")
+	if code, _, stderr := cli(t, "gen", "--scale", "0.01", "--out", day); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := cli(t, "replay", "--config", bad, day); code != 0 {
+		t.Fatalf("replay --config with a hooks section it does not use: exit %d, %q", code, stderr)
+	}
+}

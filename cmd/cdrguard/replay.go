@@ -65,6 +65,9 @@ func (d *detectorFlags) resolve(fs *flag.FlagSet) (runConfig, error) {
 	if set["national-prefix"] {
 		cfg.Input.NationalPrefix = d.nationalPrefix
 	}
+	// Only the detect and input sections matter to a backtest: the hooks
+	// and console sections (and their secret files) are not needed here.
+	cfg.Hooks, cfg.Console = nil, nil
 	if err := cfg.validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration: %w", err)
 	}

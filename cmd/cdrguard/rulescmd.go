@@ -39,6 +39,7 @@ func runRules(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
+		cfg.Hooks, cfg.Console = nil, nil // only the detect settings matter here
 		if err := cfg.validate(); err != nil {
 			return fmt.Errorf("invalid configuration: %w", err)
 		}
