@@ -107,7 +107,7 @@ func TestReplayOfGeneratedDayAgainstTruth(t *testing.T) {
 	if rep.Recall < 0.98 {
 		t.Errorf("caller-level recall %.4f, want >= 0.98", rep.Recall)
 	}
-	for _, c := range []synth.Class{synth.Courier, synth.Switchboard, synth.CallCentre, synth.BulkNotifier} {
+	for _, c := range []synth.Class{synth.Courier, synth.Switchboard, synth.CallCentre, synth.BulkNotifier, synth.Enterprise, synth.CallbackDesk} {
 		if n := len(rep.LegitFlagged[c]); n > 0 {
 			t.Errorf("%d %s numbers flagged, e.g. %s", n, c, rep.LegitFlagged[c][0])
 		}
@@ -115,20 +115,29 @@ func TestReplayOfGeneratedDayAgainstTruth(t *testing.T) {
 	if rep.SparedRatio < 0.93 {
 		t.Errorf("only %.2f%% of robo-dialers' calls came after their first alert, want >= 93%%", 100*rep.SparedRatio)
 	}
-	pools := 0
+	// Every dialer pool's trunks and addresses and every SIM box's
+	// handsets are flagged; no legitimate source, labelled or not (an
+	// ordinary subscriber's handset), is.
+	must := map[synth.Class]int{}
 	for _, s := range rep.Sources {
-		if s.Class == synth.AIPool && s.Kind == "trunk" {
-			pools++
+		switch s.Class {
+		case synth.AIPool, synth.SpreadPool, synth.SIMRotation, synth.SIMBox:
+			must[s.Class]++
 			if !s.Flagged {
-				t.Errorf("AI-pool trunk %s not flagged", s.Subject)
+				t.Errorf("%s source %s %s not flagged", s.Class, s.Kind, s.Subject)
 			}
 		}
 		if !s.Robo && s.Flagged {
 			t.Errorf("legitimate source %s %s (%s) flagged", s.Kind, s.Subject, s.Class)
 		}
 	}
-	if pools == 0 {
-		t.Error("the generated day has no AI-pool trunk")
+	for _, c := range []synth.Class{synth.AIPool, synth.SpreadPool, synth.SIMRotation, synth.SIMBox} {
+		if must[c] == 0 {
+			t.Errorf("the generated day has no %s source", c)
+		}
+	}
+	if len(rep.UnlabelledSources) > 0 {
+		t.Errorf("%d sources outside the truth flagged, e.g. %s", len(rep.UnlabelledSources), rep.UnlabelledSources[0])
 	}
 	seen := map[string]bool{}
 	for _, a := range alerts {

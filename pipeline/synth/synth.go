@@ -1,14 +1,18 @@
 // Package synth generates a synthetic carrier day of CDRs with ground
 // truth: ordinary subscribers, couriers, company switchboards, call-centre
-// callbacks and a known bulk notifier (all legitimate), and the robo-dialer
-// patterns cdrguard exists to catch — telemarketing agents, new hires,
-// low-and-slow dialers, SIM rotation, AI dialer pools on SIP trunks, repeat
-// harassers and war diallers. Records come in arrival order: a record
+// callbacks, enterprise SIP trunks, service desks calling customers back
+// and a known bulk notifier (all legitimate), and the robo-dialer patterns
+// cdrguard exists to catch — telemarketing agents, new hires, low-and-slow
+// dialers, SIM rotation on a handset, SIM-box gateways, AI dialer pools on
+// one SIP trunk or spread thinly over several, pitch dialers, repeat
+// harassers, shops re-dialling the people who refused them and war
+// diallers. Records come in arrival order: a record
 // appears when its call ends, and collectors ship batches shuffled within
 // the batch. The same seed gives the same day.
 package synth
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -29,6 +33,8 @@ const (
 	Switchboard  Class = "switchboard"
 	CallCentre   Class = "call_centre"
 	BulkNotifier Class = "bulk_notifier" // legitimate, allowlisted
+	Enterprise   Class = "enterprise_trunk"
+	CallbackDesk Class = "callback_desk"
 	Telemarketer Class = "telemarketer"
 	NewHire      Class = "new_hire"
 	LowAndSlow   Class = "low_and_slow"
@@ -36,12 +42,17 @@ const (
 	AIPool       Class = "ai_pool"
 	Harasser     Class = "harasser"
 	WarDialler   Class = "war_dialler"
+	SIMBox       Class = "sim_box"
+	SpreadPool   Class = "spread_pool"
+	PitchDialler Class = "pitch_dialler"
+	Redialler    Class = "redialler"
 )
 
 // Robo reports whether the class is a robo-dialer pattern.
 func (c Class) Robo() bool {
 	switch c {
-	case Telemarketer, NewHire, LowAndSlow, SIMRotation, AIPool, Harasser, WarDialler:
+	case Telemarketer, NewHire, LowAndSlow, SIMRotation, AIPool, Harasser, WarDialler,
+		SIMBox, SpreadPool, PitchDialler, Redialler:
 		return true
 	}
 	return false
@@ -99,6 +110,12 @@ const (
 	nAIPool       = 5
 	nHarasser     = 30
 	nWarDialler   = 5
+	nEnterprise   = 5
+	nCallbackDesk = 20
+	nSIMBox       = 3
+	nSpreadPool   = 3
+	nPitchDialler = 6
+	nRedialler    = 10
 	nExchanges    = 20
 )
 
@@ -193,6 +210,24 @@ func (g *gen) run() {
 	}
 	for range g.n(nWarDialler) {
 		g.warDialler(g.newNumber())
+	}
+	for i := range g.n(nEnterprise) {
+		g.enterprise(i)
+	}
+	for i := range g.n(nCallbackDesk) {
+		g.callbackDesk(i)
+	}
+	for i := range g.n(nSIMBox) {
+		g.simBox(i)
+	}
+	for i := range g.n(nSpreadPool) {
+		g.spreadPool(i)
+	}
+	for range g.n(nPitchDialler) {
+		g.pitchDialler(g.newNumber())
+	}
+	for range g.n(nRedialler) {
+		g.redialler(g.newNumber())
 	}
 }
 
@@ -654,6 +689,196 @@ func (g *gen) warDialler(num string) {
 		}
 		g.call(num, fmt.Sprintf("%s%04d", base, line), t, o, src)
 		t += 4 + g.rng.ExpFloat64()*4
+	}
+}
+
+// enterprise: a company's SIP trunk with hundreds of direct-dial numbers,
+// each used a few times a day, mostly for long answered calls.
+func (g *gen) enterprise(i int) {
+	trunk := fmt.Sprintf("tr-ent-%02d", i)
+	ip := fmt.Sprintf("198.51.100.%d", 150+i)
+	g.label("trunk", trunk, Enterprise)
+	g.label("source_ip", ip, Enterprise)
+	src := origin{trunk: trunk, ip: ip, attest: 'A'}
+	for range 200 + g.rng.IntN(301) {
+		did := g.newNumber()
+		g.label("caller", did, Enterprise)
+		for range 1 + g.poisson(3) {
+			o := g.answered(g.lognormal(200, 1))
+			if g.rng.Float64() < 0.35 {
+				o = g.unanswered()
+			}
+			g.call(did, g.randomCallee(), g.between(8, 18.5), o, src)
+		}
+	}
+}
+
+// callbackDesk: a service desk's switchboard (a clinic, a repair shop)
+// calling its customers back several times a day as their case moves on.
+// A busy or unanswered callback is retried a quarter of an hour or more
+// later, and some customers' lines are often busy.
+func (g *gen) callbackDesk(i int) {
+	trunk := fmt.Sprintf("tr-desk-%02d", i)
+	ip := fmt.Sprintf("198.51.100.%d", 50+i)
+	g.label("trunk", trunk, CallbackDesk)
+	g.label("source_ip", ip, CallbackDesk)
+	src := origin{trunk: trunk, ip: ip, attest: 'A'}
+	desk := g.newNumber()
+	g.label("caller", desk, CallbackDesk)
+	for range 30 + g.rng.IntN(51) {
+		customer := g.randomCallee()
+		busy := 0.1
+		if g.rng.Float64() < 0.25 {
+			busy = 0.5 // often on the phone
+		}
+		t := g.between(8.5, 12)
+		for range 2 + g.rng.IntN(3) { // the case moves on
+			for attempt := 0; attempt < 3 && t < 18*3600; attempt++ {
+				var o outcome
+				switch r := g.rng.Float64(); {
+				case r < busy:
+					o = outcome{disp: schemas.Busy, cause: 17, ringS: 0.5 + g.rng.Float64()}
+				case r < busy+0.1:
+					o = outcome{disp: schemas.NoAnswer, cause: 19, ringS: 20 + g.rng.Float64()*25}
+				default:
+					o = g.answered(g.lognormal(150, 0.8))
+				}
+				g.call(desk, customer, t, o, src)
+				if o.disp == schemas.Answered {
+					break
+				}
+				t += 900 + g.rng.Float64()*1800
+			}
+			t += 3600 + g.rng.Float64()*7200
+		}
+	}
+}
+
+// simBox: a SIM-box gateway: several GSM modules (IMEIs) fed from a SIM
+// bank that rotates its SIMs over the modules call by call. Each SIM makes
+// a few dozen calls and is thrown away for a fresh one, so no number and
+// no SIM lasts long enough to stand out: only the modules show the
+// rotation.
+func (g *gen) simBox(i int) {
+	type sim struct {
+		num, imsi string
+		left      int
+	}
+	fresh := func() sim {
+		s := sim{num: g.newNumber(), imsi: g.newMobile().imsi, left: 20 + g.rng.IntN(30)}
+		g.label("caller", s.num, SIMBox)
+		return s
+	}
+	cell := fmt.Sprintf("cell-%04d", g.rng.IntN(3000))
+	modules := make([]string, 4+g.rng.IntN(4))
+	for m := range modules {
+		modules[m] = g.newMobile().imei
+		g.label("imei", modules[m], SIMBox)
+	}
+	bank := make([]sim, 3*len(modules)) // the SIMs seated at a time
+	for j := range bank {
+		bank[j] = fresh()
+	}
+	for _, imei := range modules {
+		for t, end := g.between(8, 9.5), g.between(19, 21); t < end; t += 60 + g.rng.ExpFloat64()*90 {
+			j := g.rng.IntN(len(bank))
+			s := &bank[j]
+			g.call(s.num, g.randomCallee(), t, g.nuisance(), origin{imsi: s.imsi, imei: imei, cell: cell, attest: 'A'})
+			if s.left--; s.left == 0 {
+				*s = fresh()
+			}
+		}
+	}
+	_ = i
+}
+
+// spreadPool: an auto-dialer spreading a pool of landline numbers thinly
+// over several SIP trunks, each with its own signalling address, so that
+// no trunk carries much of it and no number is used more than a few
+// times.
+func (g *gen) spreadPool(i int) {
+	srcs := make([]origin, 3+g.rng.IntN(4))
+	for k := range srcs {
+		trunk := fmt.Sprintf("tr-sip-%02d-%d", i, k)
+		ip := fmt.Sprintf("203.0.113.%d", 100+10*i+k)
+		g.label("trunk", trunk, SpreadPool)
+		g.label("source_ip", ip, SpreadPool)
+		srcs[k] = origin{trunk: trunk, ip: ip, attest: 'B'}
+	}
+	pool := make([]string, 200+g.rng.IntN(201))
+	for j := range pool {
+		pool[j] = g.newNumber()
+		g.label("caller", pool[j], SpreadPool)
+	}
+	perHour := 150 + g.rng.Float64()*100 // over all its trunks
+	for t := g.between(8, 9); t < 21*3600; t += g.rng.ExpFloat64() * 3600 / perHour {
+		g.call(pool[g.rng.IntN(len(pool))], g.randomCallee(), t, g.nuisance(), srcs[g.rng.IntN(len(srcs))])
+	}
+}
+
+// pitchDialler: an auto-dialer playing a recorded pitch. Most calls are
+// answered and cut off within seconds, when the callee hears the
+// recording; a few listen for a while.
+func (g *gen) pitchDialler(num string) {
+	g.label("caller", num, PitchDialler)
+	src := origin{trunk: fmt.Sprintf("tr-pstn-%02d", g.rng.IntN(max(1, g.n(nExchanges)))), attest: 'B'}
+	perMin := 1 + g.rng.Float64()*2
+	t := g.between(8.5, 10)
+	for end := t + (6+4*g.rng.Float64())*3600; t < end; t += g.rng.ExpFloat64() * 60 / perMin {
+		var o outcome
+		switch r := g.rng.Float64(); {
+		case r < 0.2:
+			o = outcome{disp: schemas.NoAnswer, cause: 19, ringS: 15 + g.rng.Float64()*20}
+		case r < 0.25:
+			o = outcome{disp: schemas.Rejected, cause: 21, ringS: 2 + g.rng.Float64()*6}
+		case r < 0.88:
+			o = g.answered(g.lognormal(9, 0.5)) // cut off
+		default:
+			o = g.answered(20 + g.rng.ExpFloat64()*60) // listens
+		}
+		g.call(num, g.randomCallee(), t, o, src)
+	}
+}
+
+// redialler: a call shop's number working a list at a walking pace and
+// calling back, again and again through the day, everyone who refused it,
+// until they stop refusing or it gives up on them.
+func (g *gen) redialler(num string) {
+	g.label("caller", num, Redialler)
+	m := g.newMobile()
+	src := origin{imsi: m.imsi, imei: m.imei, cell: m.cell, attest: 'A'}
+	type target struct {
+		callee string
+		due    float64
+		left   int
+	}
+	var again []target
+	t, end := g.between(8.5, 10), g.between(18, 20)
+	for ; t < end; t += 120 + g.rng.ExpFloat64()*240 {
+		tg := target{callee: g.randomCallee(), left: 3 + g.rng.IntN(6)}
+		var o outcome
+		if len(again) > 0 && again[0].due <= t {
+			tg, again = again[0], again[1:]
+			switch r := g.rng.Float64(); { // someone who refused before
+			case r < 0.5:
+				o = outcome{disp: schemas.Rejected, cause: 21, ringS: 1 + g.rng.Float64()*5}
+			case r < 0.7:
+				o = g.answered(1 + g.rng.Float64()*6)
+			case r < 0.9:
+				o = outcome{disp: schemas.NoAnswer, cause: 19, ringS: 20 + g.rng.Float64()*20}
+			default:
+				o = g.answered(g.lognormal(40, 0.6))
+			}
+		} else {
+			o = g.nuisance()
+		}
+		g.call(num, tg.callee, t, o, src)
+		refused := o.disp == schemas.Rejected || o.disp == schemas.Busy || o.disp == schemas.Answered && o.talkS < 10
+		if tg.left--; refused && tg.left > 0 {
+			tg.due = t + 1800 + g.rng.Float64()*5400
+			i, _ := slices.BinarySearchFunc(again, tg.due, func(a target, d float64) int { return cmp.Compare(a.due, d) })
+			again = slices.Insert(again, i, tg)
+		}
 	}
 }
 

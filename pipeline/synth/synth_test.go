@@ -179,7 +179,7 @@ func TestLabelsMatchRecords(t *testing.T) {
 		switch l.Kind {
 		case "caller":
 			got = len(ix.byCaller[l.Subject])
-			if got == 0 && l.Class != Ordinary && l.Class != SIMRotation && l.Class != AIPool {
+			if got == 0 && l.Class != Ordinary && l.Class != SIMRotation && l.Class != AIPool && l.Class != SIMBox && l.Class != SpreadPool {
 				t.Errorf("%s (%s) makes no call", k, l.Class)
 			}
 		case "trunk", "imei", "source_ip":
@@ -202,7 +202,8 @@ func TestLabelsMatchRecords(t *testing.T) {
 			t.Errorf("caller %s has no label", caller)
 		}
 	}
-	for _, c := range []Class{Ordinary, Courier, Switchboard, CallCentre, BulkNotifier, Telemarketer, NewHire, LowAndSlow, SIMRotation, AIPool, Harasser, WarDialler} {
+	for _, c := range []Class{Ordinary, Courier, Switchboard, CallCentre, BulkNotifier, Enterprise, CallbackDesk,
+		Telemarketer, NewHire, LowAndSlow, SIMRotation, SIMBox, AIPool, SpreadPool, PitchDialler, Harasser, Redialler, WarDialler} {
 		if classes[c] == 0 {
 			t.Errorf("no caller of class %s at scale %v", c, testScale)
 		}
@@ -290,8 +291,29 @@ func TestClassesBehaveAsLabelled(t *testing.T) {
 						t.Errorf("%s: SIM %s makes %d calls, want a light use of each", k, c, n)
 					}
 				}
-			case Switchboard, CallCentre, BulkNotifier:
+			case SIMBox:
+				// A module of the gateway: SIMs from the bank, each seated
+				// for a few dozen calls over all the modules.
+				check(k, l, len(callers) >= 10, "%d caller IDs, want a SIM bank's worth", len(callers))
+				check(k, l, p.calls >= 200 && p.shortRatio() >= 0.8, "%d calls, %.2f short", p.calls, p.shortRatio())
+				for c := range callers {
+					if n := len(ix.byCaller[c]); n > 50 {
+						t.Errorf("%s: SIM %s makes %d calls, want a few dozen at most", k, c, n)
+					}
+				}
+			case SpreadPool:
+				// Thin: a few dozen calls an hour on each trunk, each
+				// caller ID used a few times a day on it.
+				check(k, l, len(callers) >= 100, "%d caller IDs, want at least 100", len(callers))
+				check(k, l, p.shortRatio() >= 0.8, "%.2f short", p.shortRatio())
+				if perHour := float64(p.calls) / 13; perHour > 90 {
+					t.Errorf("%s: %.0f calls an hour, want a thin share of the pool", k, perHour)
+				}
+			case Switchboard, CallCentre, BulkNotifier, CallbackDesk:
 				check(k, l, p.answeredRatio() >= 0.5, "%.2f answered", p.answeredRatio())
+			case Enterprise:
+				check(k, l, len(callers) >= 200, "%d direct-dial numbers, want hundreds", len(callers))
+				check(k, l, p.answeredRatio() >= 0.5 && p.medianTalk >= 100, "%.2f answered, median talk %ds", p.answeredRatio(), p.medianTalk)
 			}
 			continue
 		}
@@ -314,8 +336,28 @@ func TestClassesBehaveAsLabelled(t *testing.T) {
 			for h, n := range perHour {
 				check(k, l, n <= 100, "%d calls in hour %d: not low and slow", n, h%24)
 			}
-		case SIMRotation, AIPool:
+		case SIMRotation, AIPool, SIMBox:
 			check(k, l, p.calls <= 60, "%d calls, want a light use of each number", p.calls)
+		case SpreadPool:
+			check(k, l, p.calls <= 30, "%d calls, want a few a day", p.calls)
+		case PitchDialler:
+			// Answered and cut off within seconds; few rejections.
+			check(k, l, p.calls >= 300 && p.distinctRatio() >= 0.9, "%d calls to %d callees", p.calls, p.distinct)
+			check(k, l, p.answeredRatio() >= 0.6 && p.medianTalk <= 15, "%.2f answered, median talk %ds", p.answeredRatio(), p.medianTalk)
+		case Redialler:
+			// Everyone who refused is called again, several times.
+			refused, again := map[string]int{}, 0
+			for _, c := range cs {
+				if refused[c.Callee] > 0 {
+					again++
+				}
+				if c.Disposition == schemas.Rejected || c.Disposition == schemas.Busy || c.Short(10) && c.Disposition == schemas.Answered {
+					refused[c.Callee]++
+				}
+			}
+			check(k, l, p.calls >= 50 && p.shortRatio() >= 0.8, "%d calls, %.2f short", p.calls, p.shortRatio())
+			check(k, l, again >= p.calls/5, "%d of %d calls to someone who had refused", again, p.calls)
+			check(k, l, p.topCallee >= 3 && p.topCallee <= 9, "at most %d calls to one callee, want a few to each refuser", p.topCallee)
 		case Harasser:
 			check(k, l, p.topCallee >= 8, "at most %d calls to one callee, want at least 8", p.topCallee)
 			check(k, l, p.distinct <= 7, "%d distinct callees, want a victim or two and a few others", p.distinct)
@@ -340,6 +382,20 @@ func TestClassesBehaveAsLabelled(t *testing.T) {
 					break
 				}
 			}
+		case CallbackDesk:
+			// The same customers several times a day, some lines busy,
+			// mostly conversations.
+			check(k, l, p.calls >= 2*p.distinct, "%d calls to %d customers, want several each", p.calls, p.distinct)
+			check(k, l, p.answeredRatio() >= 0.5 && p.medianTalk >= 100, "%.2f answered, median talk %ds", p.answeredRatio(), p.medianTalk)
+			busy := 0
+			for _, c := range cs {
+				if c.Disposition == schemas.Busy {
+					busy++
+				}
+			}
+			check(k, l, busy >= p.calls/10, "%d of %d calls busy", busy, p.calls)
+		case Enterprise:
+			check(k, l, p.calls <= 20, "%d calls, want a direct-dial line's few", p.calls)
 		case Switchboard, CallCentre:
 			pooled[l.Class] = append(pooled[l.Class], cs...)
 			last := map[string]*schemas.CDR{}
