@@ -332,7 +332,7 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger, reg prometh
 	}
 	log.Info("cdrguard hooks", zap.String("version", version), zap.String("group", group), zap.String("retry_election_group", group+"-retry"), zap.String("alerts_topic", cfg.Kafka.AlertsTopic),
 		zap.String("retry_topic", env.hcfg.RetryTopic), zap.String("parked_topic", env.hcfg.ParkedTopic), zap.String("held_topic", env.hcfg.HeldTopic),
-		zap.String("allowlist_topic", env.hcfg.AllowlistTopic), zap.String("state_topic", env.hcfg.StateTopic))
+		zap.String("allowlist_topic", env.hcfg.AllowlistTopic), zap.String("state_topic", env.hcfg.StateTopic), zap.String("dlq_topic", env.hcfg.DLQTopic))
 	return runDispatcher(ctx, d, src)
 }
 

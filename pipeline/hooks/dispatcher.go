@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,9 @@ type Dispatcher struct {
 	mem       *memory
 	metrics   *metrics
 	ready     atomic.Bool
+	// async runs the writes that resolve an alert outside the consumer
+	// loop (dead letters); Run waits for them.
+	async sync.WaitGroup
 	// leading is true while this dispatcher runs the retry topic.
 	leading atomic.Bool
 }
@@ -259,6 +263,7 @@ func (d *Dispatcher) Run(ctx context.Context, src AlertSource) error {
 	workers.Wait()
 	drain.Stop()
 	close(workersGone)
+	d.async.Wait()
 	// Commit what was resolved before the stop.
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer ccancel()
@@ -320,9 +325,17 @@ func (d *Dispatcher) handleAlert(ctx context.Context, m kafka.Message) error {
 	resolve := func() { d.tracker.resolve(m.Partition, m.Offset) }
 	var a schemas.Alert
 	if err := schemas.ParseAlertJSON(m.Value, &a); err != nil {
-		// Not ours to fix: the alerts topic is written by cdrguard run.
-		d.log.Error("undecodable alert, skipped", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
-		resolve()
+		// Not ours to fix (cdrguard run writes the alerts topic): set
+		// aside in the dead-letter topic, resolved once it is there.
+		d.metrics.badAlerts.Inc()
+		d.log.Error("undecodable alert, set aside in the dead-letter topic", zap.String("dlq_topic", d.cfg.DLQTopic),
+			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
+		dl := deadLetter(d.cfg.DLQTopic, m, err)
+		d.async.Go(func() {
+			if err := d.write(ctx, dl); err == nil {
+				resolve()
+			}
+		})
 		return nil
 	}
 	if a.Action != schemas.ActionSuspend {
@@ -368,6 +381,21 @@ func (d *Dispatcher) handleAlert(ctx context.Context, m kafka.Message) error {
 		}
 	}
 	return nil
+}
+
+// deadLetter is m set aside in topic, with the reason and its origin in
+// headers (as the streaming job's dead letters).
+func deadLetter(topic string, m kafka.Message, cause error) Message {
+	h := make(map[string]string, len(m.Headers)+5)
+	for _, x := range m.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	h["cdrguard-error"] = cause.Error()
+	h["cdrguard-topic"] = m.Topic
+	h["cdrguard-partition"] = strconv.Itoa(m.Partition)
+	h["cdrguard-offset"] = strconv.FormatInt(m.Offset, 10)
+	h["cdrguard-timestamp"] = m.Time.UTC().Format(time.RFC3339Nano)
+	return Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h}
 }
 
 // admit runs the valves on a new suspension request and hands it to its

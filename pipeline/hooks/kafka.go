@@ -43,7 +43,8 @@ func (k *KafkaLog) Close() error {
 }
 
 // EnsureTopics creates the retry, parked, held, allowlist and state
-// topics of cfg (with its defaults applied) when missing: compacted.
+// topics of cfg (with its defaults applied) when missing, compacted, and
+// its dead-letter topic (deleted after the broker's retention).
 func (k *KafkaLog) EnsureTopics(ctx context.Context, cfg Config, replicationFactor int) error {
 	compact := map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 	return k.kc.EnsureTopics(ctx,
@@ -51,7 +52,8 @@ func (k *KafkaLog) EnsureTopics(ctx context.Context, cfg Config, replicationFact
 		kafkaio.TopicSpec{Name: cfg.ParkedTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
 		kafkaio.TopicSpec{Name: cfg.HeldTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
 		kafkaio.TopicSpec{Name: cfg.AllowlistTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
-		kafkaio.TopicSpec{Name: cfg.StateTopic, Partitions: 4, ReplicationFactor: replicationFactor, Configs: compact})
+		kafkaio.TopicSpec{Name: cfg.StateTopic, Partitions: 4, ReplicationFactor: replicationFactor, Configs: compact},
+		kafkaio.TopicSpec{Name: cfg.DLQTopic, Partitions: 1, ReplicationFactor: replicationFactor})
 }
 
 // Produce implements Producer.
