@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -147,6 +148,70 @@ func TestBudgetCountsOnAfterARestart(t *testing.T) {
 		}
 		if n := len(l.live("alerts.hooks-held")); n != 2 {
 			t.Errorf("held %d, want 2", n)
+		}
+	})
+}
+
+// TestBudgetAlertWaitsForTheAlertsTopic: while the dispatcher cannot
+// write the alerts topic (the job has not created it yet), the budget
+// alert waits and is retried, and the one worker goes on delivering
+// meanwhile.
+func TestBudgetAlertWaitsForTheAlertsTopic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &topicDown{memLog: newMemLog(), topic: "alerts"}
+		l.down.Store(true)
+		ep := testEndpoint(t, "sps")
+		ep.Budget = &BudgetConfig{Requests: 2, Per: 10 * time.Minute}
+		r := newReceiver(t, ep.SecretEnv, 200)
+		d, err := New(Options{Config: Config{Endpoints: []EndpointConfig{ep}, Workers: 1}, AlertsTopic: "alerts", Log: l,
+			Doer: func(Endpoint) Doer { return handlerDoer{r} }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- d.Run(ctx, l.source()) }()
+		defer func() {
+			cancel()
+			if err := <-errc; !errors.Is(err, context.Canceled) {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+		// The test's alerts go through memLog, as the job's would.
+		for i := range 4 {
+			l.produceAlerts(t, testAlert("a"+itoa(i), "+1555010000"+itoa(i)))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n, h := len(r.received()), len(l.live("alerts.hooks-held")); n != 2 || h != 2 {
+			t.Fatalf("delivered %d, held %d; want 2 and 2", n, h)
+		}
+		budgetAlerts := func() (n int) {
+			for _, m := range l.messages("alerts") {
+				if m.Headers["rule"] == BudgetAlertRule {
+					n++
+				}
+			}
+			return n
+		}
+		if n := budgetAlerts(); n != 0 {
+			t.Fatalf("%d budget alerts written while the topic is down", n)
+		}
+		// The worker is free: an approved request is delivered at once.
+		reqs, err := Requeue(ctx, l, "alerts.hooks-held", "alerts.hooks-retry", []string{"all"}, true, time.Now())
+		if err != nil || len(reqs) != 2 {
+			t.Fatalf("approved %d, %v", len(reqs), err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := len(r.received()); n != 4 {
+			t.Errorf("delivered %d after the approvals while the alert waits, want 4", n)
+		}
+		l.down.Store(false)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if n := budgetAlerts(); n != 1 {
+			t.Errorf("%d budget alerts once the topic is writable, want 1", n)
 		}
 	})
 }

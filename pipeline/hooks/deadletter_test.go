@@ -67,7 +67,7 @@ func TestUndecodableAlertSetAside(t *testing.T) {
 // not committed) and the alerts after it are still delivered.
 func TestUndecodableAlertWaitsForTheDeadLetterTopic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := &dlqDown{memLog: newMemLog()}
+		l := &topicDown{memLog: newMemLog(), topic: "alerts.hooks-dlq"}
 		l.down.Store(true)
 		ep := testEndpoint(t, "sps")
 		r := newReceiver(t, ep.SecretEnv, 200)
@@ -109,15 +109,16 @@ func TestUndecodableAlertWaitsForTheDeadLetterTopic(t *testing.T) {
 	})
 }
 
-// dlqDown is a memLog whose dead-letter topic refuses writes while down.
-type dlqDown struct {
+// topicDown is a memLog one topic of which refuses writes while down.
+type topicDown struct {
 	*memLog
-	down atomic.Bool
+	topic string
+	down  atomic.Bool
 }
 
-func (l *dlqDown) Produce(ctx context.Context, msgs ...Message) error {
+func (l *topicDown) Produce(ctx context.Context, msgs ...Message) error {
 	for _, m := range msgs {
-		if l.down.Load() && strings.HasSuffix(m.Topic, ".hooks-dlq") {
+		if l.down.Load() && m.Topic == l.topic {
 			return errors.New("unknown topic " + m.Topic)
 		}
 	}

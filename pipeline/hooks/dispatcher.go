@@ -113,8 +113,10 @@ type Dispatcher struct {
 	metrics   *metrics
 	ready     atomic.Bool
 	// async runs the writes that resolve an alert outside the consumer
-	// loop (dead letters); Run waits for them.
-	async sync.WaitGroup
+	// loop (dead letters) and the alerts the dispatcher raises (raise);
+	// Run waits for them. runCtx is Run's context.
+	async  sync.WaitGroup
+	runCtx context.Context
 	// leading is true while this dispatcher runs the retry topic.
 	leading atomic.Bool
 }
@@ -197,6 +199,7 @@ func (d *Dispatcher) Pending() int { return d.sched.pending() }
 func (d *Dispatcher) Run(ctx context.Context, src AlertSource) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	d.runCtx = ctx
 	var bg sync.WaitGroup
 	defer bg.Wait()
 
@@ -471,11 +474,25 @@ func (d *Dispatcher) admitBudget(ctx context.Context, e *endpoint, req *Request)
 	}
 	d.record(e, req, Delivery{Outcome: OutcomeHeld, Error: req.HeldReason})
 	if raise {
-		if err := d.write(ctx, d.budgetAlert(e, req, n, now)); err != nil {
-			return false, err
-		}
+		d.raise(d.budgetAlert(e, req, n, now))
 	}
 	return false, nil
+}
+
+// raise writes alert to the alerts topic in the background, retrying
+// until it is written or the dispatcher stops (then it is logged): the
+// alerts topic may not exist yet (the job creates it), and deliveries
+// must not wait for it.
+func (d *Dispatcher) raise(alert Message) {
+	ctx := d.runCtx
+	d.async.Go(func() {
+		if err := d.write(ctx, alert); err != nil {
+			d.log.Error("alert not written to the alerts topic: the dispatcher stopped first", zap.String("topic", alert.Topic),
+				zap.String("alert_id", alert.Headers["alert_id"]), zap.String("rule", alert.Headers["rule"]), zap.ByteString("alert", alert.Value))
+			return
+		}
+		d.log.Warn("alert raised", zap.String("rule", alert.Headers["rule"]), zap.String("alert_id", alert.Headers["alert_id"]))
+	})
 }
 
 // budgetRecord is e's budget record as it is now (the caller holds
