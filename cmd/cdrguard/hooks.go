@@ -283,6 +283,11 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger, reg prometh
 		return err
 	}
 	defer env.close()
+	if cfg.Kafka.CreateTopics {
+		if err := ensureAlertsTopic(ctx, env.kc, cfg, log); err != nil {
+			return err
+		}
+	}
 	var tokens []string
 	if env.hcfg.API != nil {
 		if tokens, err = hooks.ReadTokens(env.hcfg.API.TokensFile); err != nil {
@@ -332,8 +337,28 @@ func serveHooks(ctx context.Context, cfg runConfig, log *zap.Logger, reg prometh
 	}
 	log.Info("cdrguard hooks", zap.String("version", version), zap.String("group", group), zap.String("retry_election_group", group+"-retry"), zap.String("alerts_topic", cfg.Kafka.AlertsTopic),
 		zap.String("retry_topic", env.hcfg.RetryTopic), zap.String("parked_topic", env.hcfg.ParkedTopic), zap.String("held_topic", env.hcfg.HeldTopic),
-		zap.String("allowlist_topic", env.hcfg.AllowlistTopic), zap.String("state_topic", env.hcfg.StateTopic))
+		zap.String("allowlist_topic", env.hcfg.AllowlistTopic), zap.String("state_topic", env.hcfg.StateTopic), zap.String("dlq_topic", env.hcfg.DLQTopic))
 	return runDispatcher(ctx, d, src)
+}
+
+// ensureAlertsTopic creates the alerts topic, which the dispatcher writes
+// its suspension_budget_exceeded alerts to, as the job does (as many
+// partitions as the input topic) when the input topic exists; otherwise
+// the job creates it later, and those alerts wait for it.
+func ensureAlertsTopic(ctx context.Context, kc *kafkaio.Client, cfg runConfig, log *zap.Logger) error {
+	n, err := kc.Partitions(ctx, cfg.Kafka.Topic)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		log.Info("input topic missing: the alerts topic is left for the job to create", zap.String("topic", cfg.Kafka.Topic))
+		return nil
+	}
+	rf := cfg.Kafka.ReplicationFactor
+	if rf == 0 {
+		rf = -1
+	}
+	return kc.EnsureTopics(ctx, kafkaio.TopicSpec{Name: cfg.Kafka.AlertsTopic, Partitions: n, ReplicationFactor: rf})
 }
 
 // runDispatcher runs d on src and its API beside it; they stop together.

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/cdrguard/cdrguard/pipeline/hooks"
+	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio/kafkatest"
 )
 
@@ -129,5 +132,53 @@ func TestHooksCLIOnKafka(t *testing.T) {
 	}
 	if code, _, _ := hcli("hooks", "enable", "--config", cfg, "sps"); code != 0 {
 		t.Errorf("enable: %d", code)
+	}
+}
+
+// TestHooksCreatesTheTopicsItWrites: with kafka.create_topics (the
+// default) the dispatcher creates its dead-letter topic, and the alerts
+// topic (as many partitions as the input topic) once the input topic
+// exists.
+func TestHooksCreatesTheTopicsItWrites(t *testing.T) {
+	kc := kafkatest.Client(t)
+	alerts := kafkatest.Name(t, "alerts")
+	input := kafkatest.Name(t, "cdrs")
+	path := hooksConfig(t, kafkatest.Brokers(t), alerts, "")
+	cfg, err := loadRunConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Kafka.Topic = input
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env, err := openHooksEnv(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.close()
+	partitions := func(topic string) int {
+		n, err := kc.Partitions(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := partitions(alerts + ".hooks-dlq"); n != 1 {
+		t.Errorf("dead-letter topic has %d partitions, want 1", n)
+	}
+	if err := ensureAlertsTopic(ctx, kc, cfg, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if n := partitions(alerts); n != 0 {
+		t.Errorf("alerts topic created (%d partitions) without an input topic", n)
+	}
+	if err := kc.EnsureTopics(ctx, kafkaio.TopicSpec{Name: input, Partitions: 3, ReplicationFactor: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureAlertsTopic(ctx, kc, cfg, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if n := partitions(alerts); n != 3 {
+		t.Errorf("alerts topic has %d partitions, want the input's 3", n)
 	}
 }

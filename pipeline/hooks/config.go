@@ -55,6 +55,10 @@ type Config struct {
 	// release request and its outcome, and the confirm markers; default
 	// the alerts topic with .hooks-state appended.
 	StateTopic string `yaml:"state_topic"`
+	// DLQTopic receives the alerts-topic messages the dispatcher cannot
+	// decode, with the reason in their headers; default the alerts topic
+	// with .hooks-dlq appended.
+	DLQTopic string `yaml:"dlq_topic"`
 	// API serves the release API; nil: no API.
 	API *APIConfig `yaml:"api"`
 	// Protected numbers and prefixes are never suspended.
@@ -136,6 +140,9 @@ func (c Config) withDefaults(alertsTopic string) Config {
 	}
 	if c.StateTopic == "" {
 		c.StateTopic = alertsTopic + ".hooks-state"
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = alertsTopic + ".hooks-dlq"
 	}
 	if c.API != nil {
 		api := *c.API

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +112,11 @@ type Dispatcher struct {
 	mem       *memory
 	metrics   *metrics
 	ready     atomic.Bool
+	// async runs the writes that resolve an alert outside the consumer
+	// loop (dead letters) and the alerts the dispatcher raises (raise);
+	// Run waits for them. runCtx is Run's context.
+	async  sync.WaitGroup
+	runCtx context.Context
 	// leading is true while this dispatcher runs the retry topic.
 	leading atomic.Bool
 }
@@ -192,6 +199,7 @@ func (d *Dispatcher) Pending() int { return d.sched.pending() }
 func (d *Dispatcher) Run(ctx context.Context, src AlertSource) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	d.runCtx = ctx
 	var bg sync.WaitGroup
 	defer bg.Wait()
 
@@ -258,6 +266,7 @@ func (d *Dispatcher) Run(ctx context.Context, src AlertSource) error {
 	workers.Wait()
 	drain.Stop()
 	close(workersGone)
+	d.async.Wait()
 	// Commit what was resolved before the stop.
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer ccancel()
@@ -319,9 +328,17 @@ func (d *Dispatcher) handleAlert(ctx context.Context, m kafka.Message) error {
 	resolve := func() { d.tracker.resolve(m.Partition, m.Offset) }
 	var a schemas.Alert
 	if err := schemas.ParseAlertJSON(m.Value, &a); err != nil {
-		// Not ours to fix: the alerts topic is written by cdrguard run.
-		d.log.Error("undecodable alert, skipped", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
-		resolve()
+		// Not ours to fix (cdrguard run writes the alerts topic): set
+		// aside in the dead-letter topic, resolved once it is there.
+		d.metrics.badAlerts.Inc()
+		d.log.Error("undecodable alert, set aside in the dead-letter topic", zap.String("dlq_topic", d.cfg.DLQTopic),
+			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
+		dl := deadLetter(d.cfg.DLQTopic, m, err)
+		d.async.Go(func() {
+			if err := d.write(ctx, dl); err == nil {
+				resolve()
+			}
+		})
 		return nil
 	}
 	if a.Action != schemas.ActionSuspend {
@@ -369,6 +386,21 @@ func (d *Dispatcher) handleAlert(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
+// deadLetter is m set aside in topic, with the reason and its origin in
+// headers (as the streaming job's dead letters).
+func deadLetter(topic string, m kafka.Message, cause error) Message {
+	h := make(map[string]string, len(m.Headers)+5)
+	for _, x := range m.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	h["cdrguard-error"] = cause.Error()
+	h["cdrguard-topic"] = m.Topic
+	h["cdrguard-partition"] = strconv.Itoa(m.Partition)
+	h["cdrguard-offset"] = strconv.FormatInt(m.Offset, 10)
+	h["cdrguard-timestamp"] = m.Time.UTC().Format(time.RFC3339Nano)
+	return Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h}
+}
+
 // admit runs the valves on a new suspension request and hands it to its
 // endpoint; done is called once it is resolved.
 func (d *Dispatcher) admit(ctx context.Context, e *endpoint, req *Request, done func()) error {
@@ -396,28 +428,161 @@ func (d *Dispatcher) admit(ctx context.Context, e *endpoint, req *Request, done 
 		done()
 		return nil
 	}
-	if ok, raise, n := e.admitBudget(req, now); !ok {
-		req.HeldReason = fmt.Sprintf("budget of %d suspension requests per %v reached", e.Budget.Requests, e.Budget.Per)
-		if err := d.write(ctx, Message{Topic: d.cfg.HeldTopic, Key: []byte(req.ID), Value: req.Encode()}); err != nil {
-			return err
-		}
-		if err := d.putState(ctx, req, OutcomeHeld); err != nil {
-			return err
-		}
-		d.record(e, req, Delivery{Outcome: OutcomeHeld, Error: req.HeldReason})
-		if raise {
-			if err := d.write(ctx, d.budgetAlert(e, req, n, now)); err != nil {
-				return err
-			}
-		}
-		done()
-		return nil
+	if e.Budget != nil {
+		// Counted by the retry runner alone, so that the budget holds
+		// whatever the number of dispatchers.
+		req.AwaitBudget = true
+		return d.queue(ctx, e, *req, now, "waiting for the retry runner to count it against the budget", done)
 	}
 	if e.offer(job{req: *req, done: done}) {
 		return nil
 	}
 	// Queue full: wait in the retry topic, due now.
 	return d.queue(ctx, e, *req, now, "endpoint queue full", done)
+}
+
+// admitBudget counts req, a first attempt waiting in the retry topic for
+// e's budget, in the retry runner. Admitted, it is counted in the budget
+// record (written before the attempt, so the next runner counts on from
+// there) and true is returned; otherwise it is held (held topic, then
+// its retry record's tombstone) with a budget alert once per window.
+func (d *Dispatcher) admitBudget(ctx context.Context, e *endpoint, req *Request) (bool, error) {
+	req.AwaitBudget = false
+	if e.Budget == nil {
+		return true, nil // the budget was removed from the config
+	}
+	now := d.now()
+	e.budgetMu.Lock()
+	ok, again, raise, n := e.countBudget(req, now)
+	var err error
+	if (ok && !again) || raise {
+		err = d.write(ctx, d.budgetRecord(e, now))
+	}
+	e.budgetMu.Unlock()
+	if err != nil || ok {
+		return ok && err == nil, err
+	}
+	req.HeldReason = fmt.Sprintf("budget of %d suspension requests per %v reached", e.Budget.Requests, e.Budget.Per)
+	if err := d.write(ctx, Message{Topic: d.cfg.HeldTopic, Key: []byte(req.ID), Value: req.Encode()}); err != nil {
+		return false, err
+	}
+	if err := d.putState(ctx, req, OutcomeHeld); err != nil {
+		return false, err
+	}
+	if err := d.write(ctx, Message{Topic: d.cfg.RetryTopic, Key: []byte(req.ID)}); err != nil {
+		return false, err
+	}
+	d.record(e, req, Delivery{Outcome: OutcomeHeld, Error: req.HeldReason})
+	if raise {
+		d.raise(d.budgetAlert(e, req, n, now))
+	}
+	return false, nil
+}
+
+// raise writes alert to the alerts topic in the background, retrying
+// until it is written or the dispatcher stops (then it is logged): the
+// alerts topic may not exist yet (the job creates it), and deliveries
+// must not wait for it.
+func (d *Dispatcher) raise(alert Message) {
+	ctx := d.runCtx
+	d.async.Go(func() {
+		if err := d.write(ctx, alert); err != nil {
+			d.log.Error("alert not written to the alerts topic: the dispatcher stopped first", zap.String("topic", alert.Topic),
+				zap.String("alert_id", alert.Headers["alert_id"]), zap.String("rule", alert.Headers["rule"]), zap.ByteString("alert", alert.Value))
+			return
+		}
+		d.log.Warn("alert raised", zap.String("rule", alert.Headers["rule"]), zap.String("alert_id", alert.Headers["alert_id"]))
+	})
+}
+
+// budgetRecord is e's budget record as it is now (the caller holds
+// e.budgetMu).
+func (d *Dispatcher) budgetRecord(e *endpoint, now time.Time) Message {
+	v, err := json.Marshal(BudgetRecord{Endpoint: e.Name, Admitted: e.admitted, AlertedAt: e.alerted, At: now})
+	if err != nil {
+		// Only strings and times: cannot fail.
+		panic(fmt.Sprintf("hooks: cannot encode the budget record of %s: %v", e.Name, err))
+	}
+	return Message{Topic: d.cfg.StateTopic, Key: []byte(BudgetKey(e.Name)), Value: v}
+}
+
+// loadBudgets sets, at the start of a leadership term, every budgeted
+// endpoint's window from its budget record in the state topic, once
+// everything written to the state and retry topics before the term (by
+// the previous runner too) has been read back. Without a record (the
+// first term after an upgrade, or a new budget) the window is rebuilt
+// from the delivered, parked and pending suspensions. It returns only
+// when term ends (its error) or the windows are loaded: until then
+// nothing is counted, so nothing is admitted.
+func (d *Dispatcher) loadBudgets(term context.Context) error {
+	budgeted := false
+	for _, e := range d.endpoints {
+		budgeted = budgeted || e.Budget != nil
+	}
+	if !budgeted {
+		return nil
+	}
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := d.opts.Log.Sync(term, d.cfg.StateTopic)
+		if err == nil {
+			err = d.opts.Log.Sync(term, d.cfg.RetryTopic)
+		}
+		if err == nil {
+			break
+		}
+		if term.Err() != nil {
+			return term.Err()
+		}
+		d.log.Warn("cannot read the state topic to its end, the budgets wait", zap.Error(err))
+		select {
+		case <-term.Done():
+			return term.Err()
+		case <-time.After(wait):
+		}
+	}
+	now := d.now()
+	for _, e := range d.endpoints {
+		if e.Budget == nil {
+			continue
+		}
+		e.budgetMu.Lock()
+		if rec, ok := d.mem.budget(e.Name); ok {
+			e.loadBudget(slices.Clone(rec.Admitted), rec.AlertedAt)
+		} else {
+			e.loadBudget(d.admissionsOf(e, now), time.Time{})
+		}
+		e.budgetMu.Unlock()
+	}
+	return nil
+}
+
+// admissionsOf returns the suspensions of e the state and retry topics
+// show within its budget window, once each.
+func (d *Dispatcher) admissionsOf(e *endpoint, now time.Time) []Admission {
+	seen := map[string]bool{}
+	var out []Admission
+	add := func(id, rule string, at time.Time) {
+		if seen[id] || now.Sub(at) >= e.Budget.Per {
+			return
+		}
+		seen[id] = true
+		key := ""
+		if e.Budget.PerRule {
+			key = rule
+		}
+		out = append(out, Admission{ID: id, Key: key, At: at})
+	}
+	for _, s := range d.mem.suspensions() {
+		if s.Endpoint == e.Name && s.Outcome != OutcomeHeld {
+			add(s.RequestID, s.Rule, s.Since)
+		}
+	}
+	for _, r := range d.sched.requests() {
+		if r.Endpoint == e.Name && r.Action == ActionSuspend && !r.AwaitBudget {
+			add(r.ID, r.Rule, r.CreatedAt)
+		}
+	}
+	return out
 }
 
 // blocked returns the outcome of a suspension a valve stops at dispatch
@@ -470,6 +635,9 @@ func (d *Dispatcher) elect(ctx context.Context, workersGone <-chan struct{}) err
 // so that it returns only once this dispatcher attempts none of them.
 func (d *Dispatcher) lead(term context.Context, workersGone <-chan struct{}) {
 	d.sched.resetInflight()
+	if err := d.loadBudgets(term); err != nil {
+		return
+	}
 	d.leading.Store(true)
 	d.log.Info("hooks dispatcher runs the retry topic", zap.Int("pending_retries", d.sched.pending()))
 	work, cancelWork := context.WithCancel(context.WithoutCancel(term))
@@ -587,6 +755,22 @@ func (d *Dispatcher) process(ctx context.Context, e *endpoint, j job) error {
 	if d.sched.isDisabled(e.Name) {
 		req.LastError = "endpoint disabled after HTTP 410; re-enable with cdrguard hooks enable"
 		return d.park(ctx, e, j, req)
+	}
+	if req.AwaitBudget && !req.Approved {
+		if d.sched.isHeld(req.ID) {
+			// Held already (a runner stopped before its tombstone).
+			if err := tombstone(); err != nil {
+				return err
+			}
+			return resolved()
+		}
+		admitted, err := d.admitBudget(ctx, e, &req)
+		if err != nil {
+			return err
+		}
+		if !admitted {
+			return resolved() // held
+		}
 	}
 	r, err := e.breaker.Execute(func() (attemptResult, error) {
 		r := e.attempt(ctx, &req, d.now)
@@ -817,20 +1001,17 @@ func (d *Dispatcher) putState(ctx context.Context, req *Request, outcome string)
 }
 
 // seed rebuilds, after the topics are loaded, each endpoint's subject
-// period and budget window from the state topic's suspensions and the
+// period from the state topic's suspensions and the
 // retry topic's pending suspensions, so a restart forgets neither.
 func (d *Dispatcher) seed() {
 	for _, s := range d.mem.suspensions() {
 		if e := d.byName[s.Endpoint]; e != nil && s.Outcome != OutcomeHeld {
-			e.seed(s.SubjectKind, s.Subject, s.Rule, s.Since)
+			e.seed(s.SubjectKind, s.Subject, s.Since)
 		}
 	}
 	for _, r := range d.sched.requests() {
 		if e := d.byName[r.Endpoint]; e != nil && r.Action == ActionSuspend {
-			e.seed(r.SubjectKind, r.Subject, r.Rule, r.CreatedAt)
+			e.seed(r.SubjectKind, r.Subject, r.CreatedAt)
 		}
-	}
-	for _, e := range d.endpoints {
-		e.sortBudget()
 	}
 }

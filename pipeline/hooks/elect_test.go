@@ -18,6 +18,14 @@ import (
 // topic only while elected in group+"-retry"; stop cancels it.
 func electedRun(t *testing.T, kc *kafkaio.Client, alertsTopic, group string, cfg Config, rec Recorder) (*Dispatcher, func()) {
 	t.Helper()
+	d, _, stop := electedRunJoined(t, kc, alertsTopic, group, cfg, rec)
+	return d, stop
+}
+
+// electedRunJoined is electedRun, also returning the check that its
+// alerts reader joined a generation of group.
+func electedRunJoined(t *testing.T, kc *kafkaio.Client, alertsTopic, group string, cfg Config, rec Recorder) (*Dispatcher, func() error, func()) {
+	t.Helper()
 	log := NewKafkaLog(kc)
 	d, err := New(Options{Config: cfg, AlertsTopic: alertsTopic, Log: log, Recorder: rec, CommitInterval: 100 * time.Millisecond})
 	if err != nil {
@@ -39,6 +47,7 @@ func electedRun(t *testing.T, kc *kafkaio.Client, alertsTopic, group string, cfg
 	if err != nil {
 		t.Fatal(err)
 	}
+	joined := JoinedCheck(src, group)
 	errc := make(chan error, 1)
 	go func() { errc <- d.Run(ctx, src) }()
 	var once sync.Once
@@ -53,7 +62,7 @@ func electedRun(t *testing.T, kc *kafkaio.Client, alertsTopic, group string, cfg
 		})
 	}
 	t.Cleanup(stop)
-	return d, stop
+	return d, joined, stop
 }
 
 // TestTwoDispatchers: two dispatchers on one alerts topic, a receiver

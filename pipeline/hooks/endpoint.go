@@ -66,9 +66,16 @@ type endpoint struct {
 	breaker *gobreaker.CircuitBreaker[attemptResult]
 
 	mu       sync.Mutex
-	sent     map[string][]time.Time // budget key -> admission times in the window
-	subjects map[string]time.Time   // kind/subject -> last admission
-	alerted  time.Time              // last budget alert
+	subjects map[string]time.Time // kind/subject -> last admission
+
+	// The budget, counted only by the retry runner, during its term
+	// (loaded at the term's start from the state topic): admitted holds
+	// the admissions in the window, oldest first. budgetMu is held from
+	// the count to the budget record's write, so records are written in
+	// the order of the counts.
+	budgetMu sync.Mutex
+	admitted []Admission
+	alerted  time.Time // last budget alert
 }
 
 // attemptResult is what one HTTP attempt gave.
@@ -85,7 +92,7 @@ var errRetryable = errors.New("retryable failure")
 
 func newEndpoint(ep Endpoint, doer Doer, cfg Config) *endpoint {
 	e := &endpoint{Endpoint: ep, doer: doer, queue: make(chan job, cfg.QueueSize),
-		sent: map[string][]time.Time{}, subjects: map[string]time.Time{}}
+		subjects: map[string]time.Time{}}
 	failures := uint32(cfg.Breaker.Failures)
 	e.breaker = gobreaker.NewCircuitBreaker[attemptResult](gobreaker.Settings{
 		Name:        ep.Name,
@@ -126,36 +133,47 @@ func (e *endpoint) admitSubject(req *Request, now time.Time, period time.Duratio
 	return true
 }
 
-// admitBudget counts a suspension request against the budget; false
-// (not counted) when the window is full. raise says whether to raise the
-// budget alert (once per window).
-func (e *endpoint) admitBudget(req *Request, now time.Time) (ok, raise bool, count int) {
+// countBudget counts a suspension request against the budget (the
+// caller holds budgetMu): ok when it fits in the window (counted, unless
+// it was counted already: then again is true and nothing changed), or
+// not (not counted; raise says whether to raise the budget alert, once
+// per window). count is the requests in the window with this one.
+func (e *endpoint) countBudget(req *Request, now time.Time) (ok, again, raise bool, count int) {
 	b := e.Budget
-	if b == nil {
-		return true, false, 0
-	}
 	key := ""
 	if b.PerRule {
 		key = req.Rule
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	times := e.sent[key]
 	i := 0
-	for i < len(times) && now.Sub(times[i]) >= b.Per {
+	for i < len(e.admitted) && now.Sub(e.admitted[i].At) >= b.Per {
 		i++
 	}
-	times = times[i:]
-	if len(times) >= b.Requests {
-		e.sent[key] = times
+	e.admitted = e.admitted[i:]
+	n := 0
+	for _, a := range e.admitted {
+		if a.ID == req.ID {
+			// Counted by a runner that stopped before its attempt.
+			return true, true, false, 0
+		}
+		if a.Key == key {
+			n++
+		}
+	}
+	if n >= b.Requests {
 		raise = e.alerted.IsZero() || now.Sub(e.alerted) >= b.Per
 		if raise {
 			e.alerted = now
 		}
-		return false, raise, len(times)
+		return false, false, raise, n
 	}
-	e.sent[key] = append(times, now)
-	return true, false, len(times) + 1
+	e.admitted = append(e.admitted, Admission{ID: req.ID, Key: key, At: now})
+	return true, false, false, n + 1
+}
+
+// loadBudget sets the budget window (the caller holds budgetMu).
+func (e *endpoint) loadBudget(admitted []Admission, alerted time.Time) {
+	slices.SortFunc(admitted, func(a, b Admission) int { return a.At.Compare(b.At) })
+	e.admitted, e.alerted = admitted, alerted
 }
 
 // attempt sends req once.
@@ -201,30 +219,13 @@ func (e *endpoint) nextWait(attempts int, retryAfter time.Duration) (time.Durati
 	return max(d, retryAfter), true
 }
 
-// seed remembers a suspension admitted at since (read back at start):
-// it counts for the subject period and, within the window, the budget.
-// Call sortBudget once done.
-func (e *endpoint) seed(kind, subject, rule string, since time.Time) {
+// seed remembers a suspension admitted at since (read back at start)
+// for the subject period.
+func (e *endpoint) seed(kind, subject string, since time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	key := kind + "/" + subject
 	if last, ok := e.subjects[key]; !ok || since.After(last) {
 		e.subjects[key] = since
-	}
-	if e.Budget != nil {
-		bk := ""
-		if e.Budget.PerRule {
-			bk = rule
-		}
-		e.sent[bk] = append(e.sent[bk], since)
-	}
-}
-
-// sortBudget orders the budget windows after seed.
-func (e *endpoint) sortBudget() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, ts := range e.sent {
-		slices.SortFunc(ts, time.Time.Compare)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,10 +25,11 @@ type memLog struct {
 	changed   chan struct{}
 	committed map[int]int64 // alerts partition 0 only: next offset
 	failing   bool
+	follows   map[string]map[*atomic.Int64]bool // topic -> messages applied by each Follow
 }
 
 func newMemLog() *memLog {
-	return &memLog{topics: map[string][]Message{}, changed: make(chan struct{}), committed: map[int]int64{}}
+	return &memLog{topics: map[string][]Message{}, changed: make(chan struct{}), committed: map[int]int64{}, follows: map[string]map[*atomic.Int64]bool{}}
 }
 
 func (l *memLog) Produce(_ context.Context, msgs ...Message) error {
@@ -45,9 +47,19 @@ func (l *memLog) Produce(_ context.Context, msgs ...Message) error {
 }
 
 func (l *memLog) Follow(ctx context.Context, topic string, apply func(Message), ready func()) error {
+	var applied atomic.Int64
 	l.mu.Lock()
 	end := len(l.topics[topic])
+	if l.follows[topic] == nil {
+		l.follows[topic] = map[*atomic.Int64]bool{}
+	}
+	l.follows[topic][&applied] = true
 	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.follows[topic], &applied)
+		l.mu.Unlock()
+	}()
 	i := 0
 	readyDone := false
 	for {
@@ -58,6 +70,7 @@ func (l *memLog) Follow(ctx context.Context, topic string, apply func(Message), 
 		for _, m := range msgs {
 			apply(m)
 			i++
+			applied.Store(int64(i))
 		}
 		if !readyDone && i >= end {
 			ready()
@@ -69,6 +82,29 @@ func (l *memLog) Follow(ctx context.Context, topic string, apply func(Message), 
 		case <-ch:
 		}
 	}
+}
+
+func (l *memLog) Sync(ctx context.Context, topic string) error {
+	l.mu.Lock()
+	end := int64(len(l.topics[topic]))
+	var follows []*atomic.Int64
+	for f := range l.follows[topic] {
+		follows = append(follows, f)
+	}
+	l.mu.Unlock()
+	if len(follows) == 0 {
+		return errors.New("nothing follows " + topic)
+	}
+	for _, f := range follows {
+		for f.Load() < end {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 func (l *memLog) messages(topic string) []Message {

@@ -18,13 +18,20 @@ import (
 type KafkaLog struct {
 	kc *kafkaio.Client
 	w  *kafka.Writer
+
+	mu      sync.Mutex
+	follows map[string]map[*followed]bool // topic -> running Follows
 }
+
+// followed is the progress of one Follow: per partition, the offset
+// after the last message applied.
+type followed struct{ next []atomic.Int64 }
 
 // NewKafkaLog returns a Log writing and reading through kc.
 func NewKafkaLog(kc *kafkaio.Client) *KafkaLog {
 	w := kc.NewWriter(nil)
 	w.BatchTimeout = time.Millisecond
-	return &KafkaLog{kc: kc, w: w}
+	return &KafkaLog{kc: kc, w: w, follows: map[string]map[*followed]bool{}}
 }
 
 // Close flushes and closes the writer.
@@ -36,7 +43,8 @@ func (k *KafkaLog) Close() error {
 }
 
 // EnsureTopics creates the retry, parked, held, allowlist and state
-// topics of cfg (with its defaults applied) when missing: compacted.
+// topics of cfg (with its defaults applied) when missing, compacted, and
+// its dead-letter topic (deleted after the broker's retention).
 func (k *KafkaLog) EnsureTopics(ctx context.Context, cfg Config, replicationFactor int) error {
 	compact := map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 	return k.kc.EnsureTopics(ctx,
@@ -44,7 +52,8 @@ func (k *KafkaLog) EnsureTopics(ctx context.Context, cfg Config, replicationFact
 		kafkaio.TopicSpec{Name: cfg.ParkedTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
 		kafkaio.TopicSpec{Name: cfg.HeldTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
 		kafkaio.TopicSpec{Name: cfg.AllowlistTopic, Partitions: 1, ReplicationFactor: replicationFactor, Configs: compact},
-		kafkaio.TopicSpec{Name: cfg.StateTopic, Partitions: 4, ReplicationFactor: replicationFactor, Configs: compact})
+		kafkaio.TopicSpec{Name: cfg.StateTopic, Partitions: 4, ReplicationFactor: replicationFactor, Configs: compact},
+		kafkaio.TopicSpec{Name: cfg.DLQTopic, Partitions: 1, ReplicationFactor: replicationFactor})
 }
 
 // Produce implements Producer.
@@ -91,6 +100,21 @@ func (k *KafkaLog) Follow(ctx context.Context, topic string, apply func(Message)
 		case <-time.After(wait):
 		}
 	}
+	prog := &followed{next: make([]atomic.Int64, n)}
+	for p := range n {
+		prog.next[p].Store(first[p])
+	}
+	k.mu.Lock()
+	if k.follows[topic] == nil {
+		k.follows[topic] = map[*followed]bool{}
+	}
+	k.follows[topic][prog] = true
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		delete(k.follows[topic], prog)
+		k.mu.Unlock()
+	}()
 	var waiting atomic.Int32
 	waiting.Store(int32(n))
 	var once sync.Once
@@ -123,6 +147,7 @@ func (k *KafkaLog) Follow(ctx context.Context, topic string, apply func(Message)
 					return
 				}
 				apply(Message{Topic: topic, Key: m.Key, Value: m.Value})
+				prog.next[p].Store(m.Offset + 1)
 				if behind && m.Offset+1 >= next[p] {
 					behind = false
 					caughtUp()
@@ -135,6 +160,44 @@ func (k *KafkaLog) Follow(ctx context.Context, topic string, apply func(Message)
 		return err
 	}
 	return ctx.Err()
+}
+
+// Sync implements Syncer: it reads topic's end offsets, then waits
+// (asking every 5 ms) until every Follow of topic has applied the
+// messages before them.
+func (k *KafkaLog) Sync(ctx context.Context, topic string) error {
+	k.mu.Lock()
+	var progs []*followed
+	for f := range k.follows[topic] {
+		progs = append(progs, f)
+	}
+	k.mu.Unlock()
+	if len(progs) == 0 {
+		return fmt.Errorf("cannot sync %s: nothing follows it", topic)
+	}
+	n := len(progs[0].next)
+	_, end, err := k.kc.Offsets(ctx, topic, n)
+	if err != nil {
+		return fmt.Errorf("cannot sync %s: %w", topic, err)
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		behind := false
+		for _, f := range progs {
+			for p := range min(n, len(f.next)) {
+				behind = behind || f.next[p].Load() < end[p]
+			}
+		}
+		if !behind {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // WaitTopic waits until topic exists (has partitions), asking every

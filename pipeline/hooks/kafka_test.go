@@ -194,8 +194,15 @@ func TestKafkaDelivery(t *testing.T) {
 }
 
 // TestKafkaThroughput measures deliveries per second to a local receiver
-// and the time from an alert on the topic to the receiver's 200.
+// and the time from an alert on the topic to the receiver's 200, for an
+// endpoint without a budget (first attempts made at once) and one with a
+// budget it never reaches (first attempts through the retry runner).
 func TestKafkaThroughput(t *testing.T) {
+	t.Run("no budget", func(t *testing.T) { kafkaThroughput(t, nil) })
+	t.Run("budget", func(t *testing.T) { kafkaThroughput(t, &BudgetConfig{Requests: 1_000_000, Per: time.Hour}) })
+}
+
+func kafkaThroughput(t *testing.T, budget *BudgetConfig) {
 	kc := kafkatest.Client(t)
 	alerts := kafkatest.Name(t, "alerts")
 	group := kafkatest.Name(t, "group") + "-hooks"
@@ -209,6 +216,7 @@ func TestKafkaThroughput(t *testing.T) {
 	defer srv.Close()
 	e := testEndpoint(t, "sps")
 	e.URL = srv.URL
+	e.Budget = budget
 	cfg := Config{Endpoints: []EndpointConfig{e}, SubjectPeriod: time.Nanosecond, Workers: 16, QueueSize: 4096}
 	sentAt := map[string]time.Time{}
 	rec := RecorderFunc(func(d Delivery) {

@@ -31,10 +31,20 @@ type Follower interface {
 	Follow(ctx context.Context, topic string, apply func(Message), ready func()) error
 }
 
+// Syncer tells when what was written to a topic has been read back.
+type Syncer interface {
+	// Sync blocks until every Follow of topic running on this Log has
+	// applied every message written to topic before Sync was called, or
+	// ctx ends (ctx's error), or the topic's end cannot be read. It is an
+	// error when no Follow of topic runs. Safe for concurrent use.
+	Sync(ctx context.Context, topic string) error
+}
+
 // Log is the retry, parked and held topics' store.
 type Log interface {
 	Producer
 	Follower
+	Syncer
 }
 
 // produce writes msgs, retrying a failed write (1 s, 2 s, ... 10 s apart)

@@ -15,6 +15,7 @@ type metrics struct {
 	deliveries *prometheus.CounterVec
 	attempts   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
+	badAlerts  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -29,6 +30,8 @@ func newMetrics() *metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cdrguard_hook_request_seconds",
 			Help:    "Time of one HTTP attempt, from sending the request to reading the answer, by endpoint.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"endpoint"}),
+		badAlerts: prometheus.NewCounter(prometheus.CounterOpts{Name: "cdrguard_hook_bad_alerts_total",
+			Help: "Messages of the alerts topic this dispatcher could not decode and set aside in the hooks dead-letter topic."}),
 	}
 }
 
@@ -113,7 +116,7 @@ func breakerValue(s gobreaker.State) float64 {
 
 // register registers the dispatcher's metrics on reg.
 func (d *Dispatcher) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{d.metrics.deliveries, d.metrics.attempts, d.metrics.latency, dispatcherCollector{d}} {
+	for _, c := range []prometheus.Collector{d.metrics.deliveries, d.metrics.attempts, d.metrics.latency, d.metrics.badAlerts, dispatcherCollector{d}} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -35,6 +35,11 @@ type Request struct {
 	LastError  string `json:"last_error,omitempty"`
 	// Approved marks a request an operator let past the budget.
 	Approved bool `json:"approved,omitempty"`
+	// AwaitBudget marks a first attempt of an endpoint with a budget:
+	// it waits in the retry topic until the retry runner (one process
+	// among the dispatchers) counts it against the budget, then is
+	// attempted or held.
+	AwaitBudget bool `json:"await_budget,omitempty"`
 	// HeldReason says why a held request is held.
 	HeldReason string `json:"held_reason,omitempty"`
 	// ExpiresAt is, for a suspension whose rule sets suspend_for, when

@@ -146,6 +146,14 @@ func (s *scheduler) known(id string) bool {
 	return pending || held || parked
 }
 
+// isHeld reports whether request id is in the held topic.
+func (s *scheduler) isHeld(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.held[id]
+	return ok
+}
+
 // isDisabled reports whether endpoint was disabled by a 410.
 func (s *scheduler) isDisabled(endpoint string) bool {
 	s.mu.Lock()

@@ -70,6 +70,34 @@ type Confirmed struct {
 	At         time.Time `json:"at"`
 }
 
+// budgetKeyPrefix starts the state-topic key of an endpoint's budget
+// record (endpoint names cannot hold ':').
+const budgetKeyPrefix = "budget:"
+
+// BudgetKey is the state-topic key of endpoint's budget record.
+func BudgetKey(endpoint string) string { return budgetKeyPrefix + endpoint }
+
+// BudgetRecord is the state-topic record (key BudgetKey) of an
+// endpoint's suspension budget: the admissions within the window and the
+// last budget alert. Only the retry runner writes it, before each
+// admitted attempt, so the next runner counts on from it.
+type BudgetRecord struct {
+	Endpoint string      `json:"endpoint"`
+	Admitted []Admission `json:"admitted"`
+	// AlertedAt is when the last suspension_budget_exceeded alert was
+	// raised (one per window).
+	AlertedAt time.Time `json:"alerted_at,omitzero"`
+	At        time.Time `json:"at"`
+}
+
+// Admission is one suspension request counted against a budget.
+type Admission struct {
+	ID string `json:"id"`
+	// Key is the rule with budget.per_rule, else "".
+	Key string    `json:"key,omitempty"`
+	At  time.Time `json:"at"`
+}
+
 // memory holds what the allowlist and state topics say. Safe for
 // concurrent use.
 type memory struct {
@@ -77,6 +105,7 @@ type memory struct {
 	allow     map[string]AllowEntry
 	states    map[string]SubjectState
 	confirmed map[string]Confirmed
+	budgets   map[string]BudgetRecord // endpoint -> its budget record
 	// flight counts suspensions being attempted per kind/subject, so a
 	// release waits for them (never overtaken by a suspension).
 	flight map[string]int
@@ -85,7 +114,7 @@ type memory struct {
 
 func newMemory() *memory {
 	return &memory{allow: map[string]AllowEntry{}, states: map[string]SubjectState{}, confirmed: map[string]Confirmed{},
-		flight: map[string]int{}, landed: make(chan struct{})}
+		budgets: map[string]BudgetRecord{}, flight: map[string]int{}, landed: make(chan struct{})}
 }
 
 // applyAllow applies one allowlist-topic record.
@@ -135,6 +164,18 @@ func (m *memory) applyState(msg Message) error {
 		m.confirmed[rest] = c
 		return nil
 	}
+	if ep, ok := strings.CutPrefix(key, budgetKeyPrefix); ok {
+		if len(msg.Value) == 0 {
+			delete(m.budgets, ep)
+			return nil
+		}
+		var b BudgetRecord
+		if err := json.Unmarshal(msg.Value, &b); err != nil {
+			return fmt.Errorf("cannot decode budget record: %w", err)
+		}
+		m.budgets[ep] = b
+		return nil
+	}
 	if len(msg.Value) == 0 {
 		delete(m.states, key)
 		return nil
@@ -166,6 +207,14 @@ func (m *memory) confirmedSince(kind, subject string, t time.Time) bool {
 	defer m.mu.Unlock()
 	c, ok := m.confirmed[kind+"/"+subject]
 	return ok && !c.At.Before(t)
+}
+
+// budget returns endpoint's budget record, if any.
+func (m *memory) budget(endpoint string) (BudgetRecord, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.budgets[endpoint]
+	return b, ok
 }
 
 // subjectStates returns the states of subject on every endpoint.
