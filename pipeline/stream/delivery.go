@@ -267,6 +267,7 @@ func (w *worker) confirmMembership() error {
 		return fmt.Errorf("membership not confirmed (the coordinator refused a commit of %d): %w", off, err)
 	}
 	w.lease = now.Add(w.leaseLength())
+	w.j.renewLease(w.lease)
 	return nil
 }
 
@@ -290,6 +291,7 @@ func (w *worker) commit(final bool) {
 		return
 	}
 	w.lease = sent.Add(w.leaseLength())
+	w.j.renewLease(w.lease)
 	now := w.j.cfg.Now()
 	w.st.committed = off
 	w.lastCommit = now

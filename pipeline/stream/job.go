@@ -42,7 +42,25 @@ type job struct {
 	published map[string]bool
 	wg        sync.WaitGroup
 	status    status
+	// leaseUntil is the member's membership lease (Unix ns): the latest
+	// expiry any worker's accepted commit (or a generation's start) gave.
+	// Past it, the fenced transport refuses to send produce requests.
+	leaseUntil atomic.Int64
 }
+
+// renewLease extends the member's lease to t (never shortens it).
+func (j *job) renewLease(t time.Time) {
+	n := t.UnixNano()
+	for {
+		cur := j.leaseUntil.Load()
+		if n <= cur || j.leaseUntil.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// leaseHolds reports whether the member's lease has not run out.
+func (j *job) leaseHolds() bool { return j.cfg.Now().UnixNano() < j.leaseUntil.Load() }
 
 // status is what the readiness checks read.
 type status struct {
@@ -92,6 +110,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if j.producer == nil {
 		w := NewWriter(cfg.Kafka)
+		w.Transport = fencedTransport{next: w.Transport, j: j}
 		defer w.Close()
 		j.producer = w
 	}

@@ -6,6 +6,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol/metadata"
+	"github.com/segmentio/kafka-go/protocol/produce"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cdrguard/cdrguard/detectors"
@@ -717,5 +720,37 @@ func TestEngineStateMetrics(t *testing.T) {
 	j.cfg.Metrics.removePartition("cdrs", 0)
 	if n := testutil.CollectAndCount(j.cfg.Metrics.Keys); n != 0 {
 		t.Fatalf("%d key series left after the partition was revoked", n)
+	}
+}
+
+type countingRoundTripper struct{ n atomic.Int64 }
+
+func (c *countingRoundTripper) RoundTrip(context.Context, net.Addr, kafka.Request) (kafka.Response, error) {
+	c.n.Add(1)
+	return nil, nil
+}
+
+// The fenced transport sends no produce request once the member's lease
+// has run out (a process frozen mid-write resumes and would send it), and
+// sends again once a commit renewed the lease; other requests always go.
+func TestFencedTransportHoldsProduceRequestsPastTheLease(t *testing.T) {
+	var skew atomic.Int64
+	j := &job{cfg: Config{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}}
+	next := &countingRoundTripper{}
+	ft := fencedTransport{next: next, j: j}
+	j.renewLease(time.Now().Add(5 * time.Second))
+	if _, err := ft.RoundTrip(context.Background(), nil, &produce.Request{}); err != nil || next.n.Load() != 1 {
+		t.Fatalf("within the lease: %v, %d sent", err, next.n.Load())
+	}
+	skew.Store(int64(time.Minute)) // frozen for a minute
+	if _, err := ft.RoundTrip(context.Background(), nil, &produce.Request{}); !errors.Is(err, errLeaseExpired) || next.n.Load() != 1 {
+		t.Fatalf("past the lease: %v, %d sent", err, next.n.Load())
+	}
+	if _, err := ft.RoundTrip(context.Background(), nil, &metadata.Request{}); err != nil || next.n.Load() != 2 {
+		t.Fatalf("metadata past the lease: %v, %d sent", err, next.n.Load())
+	}
+	j.renewLease(time.Now().Add(2 * time.Minute))
+	if _, err := ft.RoundTrip(context.Background(), nil, &produce.Request{}); err != nil || next.n.Load() != 3 {
+		t.Fatalf("after a renewal: %v, %d sent", err, next.n.Load())
 	}
 }

@@ -2,9 +2,12 @@ package stream
 
 import (
 	"context"
+	"errors"
+	"net"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol/produce"
 
 	"github.com/cdrguard/cdrguard/pipeline/kafkaio"
 )
@@ -86,3 +89,27 @@ func (b kafkaBroker) Reader(topic string, partition int, offset int64, maxBytes 
 type kafkaReader struct{ *kafka.Reader }
 
 func (r kafkaReader) Lag() int64 { return r.Stats().Lag }
+
+// errLeaseExpired is what the fenced transport answers for a produce
+// request sent while the member's lease has run out.
+var errLeaseExpired = errors.New("membership lease expired: produce request not sent until the coordinator confirms this member")
+
+// fencedTransport refuses to send produce requests while the member's
+// membership lease has run out. The workers check the lease before each
+// write, but a write that was already under way — messages waiting in
+// kafka-go's batch, a process frozen between the check and the send —
+// would otherwise go out when the process resumes, after another member
+// may have taken the partitions. Checking at the last moment before the
+// bytes leave narrows that window to the send itself.
+type fencedTransport struct {
+	next kafka.RoundTripper
+	j    *job
+}
+
+// RoundTrip implements kafka.RoundTripper.
+func (f fencedTransport) RoundTrip(ctx context.Context, addr net.Addr, req kafka.Request) (kafka.Response, error) {
+	if _, produce := req.(*produce.Request); produce && !f.j.leaseHolds() {
+		return nil, errLeaseExpired
+	}
+	return f.next.RoundTrip(ctx, addr, req)
+}

@@ -100,6 +100,7 @@ func newWorker(j *job, st *partitionState, com committer, start int64) *worker {
 	w.cur = w.track.open()
 	w.closedCommit, w.durable = -1, -1
 	w.lease = w.now.Add(w.leaseLength()) // the generation was just joined
+	j.renewLease(w.lease)
 	return w
 }
 
