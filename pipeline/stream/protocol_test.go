@@ -263,13 +263,14 @@ func records(b *fakeBroker, n int) []schemas.CDR {
 // runWorker starts a worker on the input partition as a generation would;
 // end cancels the generation (and the worker, as launch does) and returns
 // the worker once it has stopped.
-func runWorker(t *testing.T, j *job, com committer, committed int64) (w *worker, end func() *worker) {
+func runWorker(t *testing.T, j *job, com committer, committed int64) (w *worker, next int64, end func() *worker) {
 	t.Helper()
 	starts, err := j.prepare(context.Background(), map[string][]kafka.PartitionAssignment{"cdrs": {{ID: 0, Offset: committed}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w = newWorker(j, starts[0].st, com, starts[0].from)
+	next = w.st.next // read before the worker goroutine starts writing it
 	genCtx, endGen := context.WithCancel(context.Background())
 	if p, ok := j.producer.(*fakeProducer); ok {
 		p.genCtx = genCtx
@@ -287,7 +288,7 @@ func runWorker(t *testing.T, j *job, com committer, committed int64) (w *worker,
 			j.forget(w.st)
 		}
 	}()
-	return w, func() *worker {
+	return w, next, func() *worker {
 		endGen()
 		<-done
 		return w
@@ -317,7 +318,7 @@ func TestGenerationEndingWithUndurableOutputsRestartsFromCommitted(t *testing.T)
 	com := &fakeCommitter{}
 
 	// First part: outputs durable and committed.
-	_, end := runWorker(t, j, com, -1)
+	_, _, end := runWorker(t, j, com, -1)
 	waitFor(t, "a commit", func() bool { return com.get("cdrs", 0) > 0 })
 	// Then the broker refuses writes, the worker goes on reading.
 	p.down.Store(true)
@@ -347,12 +348,12 @@ func TestGenerationEndingWithUndurableOutputsRestartsFromCommitted(t *testing.T)
 	// Next generation, same member: a fresh engine from the committed
 	// offset, rebuilt from before it, and everything ends up durable.
 	p.down.Store(false)
-	w2, end2 := runWorker(t, j, com, committed)
+	w2, next2, end2 := runWorker(t, j, com, committed)
 	if w2.st == w.st {
 		t.Fatal("the new generation reused the old state")
 	}
-	if w2.start != committed || w2.st.next > committed {
-		t.Fatalf("restarted at %d (live from %d), want live from the committed offset %d and a rebuild before it", w2.st.next, w2.start, committed)
+	if w2.start != committed || next2 > committed {
+		t.Fatalf("restarted at %d (live from %d), want live from the committed offset %d and a rebuild before it", next2, w2.start, committed)
 	}
 	waitFor(t, "commits past the old committed offset", func() bool { return com.get("cdrs", 0) > committed })
 	end2()
@@ -367,7 +368,7 @@ func TestCleanGenerationKeepsState(t *testing.T) {
 	p := &fakeProducer{b: b}
 	j := testJob(t, b, p)
 	com := &fakeCommitter{}
-	_, end := runWorker(t, j, com, -1)
+	_, _, end := runWorker(t, j, com, -1)
 	waitFor(t, "every record fetched", func() bool { return b.fetched(topicPartition{"cdrs", 0}) == 500 })
 	// Let the flush ticks close and write what the last records produced.
 	waitFor(t, "a commit", func() bool { return com.get("cdrs", 0) > 0 })
@@ -406,7 +407,7 @@ func TestStaleGenerationCannotCommit(t *testing.T) {
 	j := testJob(t, b, p)
 	com := &fakeCommitter{}
 	com.refuse.Store(true)
-	_, end := runWorker(t, j, com, -1)
+	_, _, end := runWorker(t, j, com, -1)
 	waitFor(t, "writes", func() bool { return p.calls.Load() >= 2 })
 	w := end()
 	if w.st.committed != 0 || com.get("cdrs", 0) != -1 {
@@ -602,7 +603,7 @@ func TestPausedMemberWritesOnlyOnceConfirmed(t *testing.T) {
 	j.cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	j.cfg.SessionTimeout, j.cfg.RebalanceTimeout = 10*time.Second, 30*time.Second
 	com := &fakeCommitter{}
-	_, end := runWorker(t, j, com, -1)
+	_, _, end := runWorker(t, j, com, -1)
 	waitFor(t, "writes", func() bool { return p.calls.Load() >= 2 })
 	// The member "wakes up" after a pause longer than its lease, and the
 	// coordinator no longer knows it.
