@@ -456,8 +456,8 @@ func (p *partition) take(m *kafka.Message) {
 // they are written or ctx ends, then commits the offset after the last
 // message read.
 func (p *partition) write(ctx context.Context) error {
-	if p.next <= p.from && p.n == 0 {
-		return ctx.Err()
+	if p.next == 0 || (p.next <= p.from && p.n == 0) {
+		return ctx.Err() // nothing read, or nothing new since the last commit
 	}
 	eb := backoff.NewExponentialBackOff()
 	eb.InitialInterval, eb.MaxInterval = 200*time.Millisecond, 5*time.Second
