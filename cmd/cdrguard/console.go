@@ -243,7 +243,8 @@ func serveConsole(ctx context.Context, cfg runConfig, cc consoleConfig, log *zap
 	}
 	tlsOn := cc.TLSCertFile != ""
 	srv, err := console.New(console.Options{Store: store, Releaser: rel, Waiting: waiting, Users: users, SessionKey: key, SessionTTL: cc.SessionTTL,
-		SecureCookies: tlsOn || cc.SecureCookies, Rules: set.Rules(), StoreCDRs: cfg.ClickHouse.StoreCDRs, Logger: log})
+		SecureCookies: tlsOn || cc.SecureCookies, Rules: set.Rules(), StoreCDRs: cfg.ClickHouse.StoreCDRs,
+		ShortCallS: cfg.Detect.ShortCallS, Logger: log})
 	if err != nil {
 		return err
 	}

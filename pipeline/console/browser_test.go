@@ -103,6 +103,17 @@ func TestBrowser(t *testing.T) {
 			return os.WriteFile(p, buf, 0o644)
 		})
 	}
+	shotOf := func(sel, name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			buf, err := chromedp.Screenshot(sel)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			p := filepath.Join(shots, name+".png")
+			t.Logf("screenshot %s", p)
+			return os.WriteFile(p, buf, 0o644)
+		})
+	}
 	text := func(sel string, dst *string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			v, err := chromedp.Text(sel)(ctx, tg)
@@ -175,6 +186,29 @@ func TestBrowser(t *testing.T) {
 	)
 	if err != nil {
 		t.Fatalf("browser: %v", err)
+	}
+	trunk := d.topAlert(schemas.SubjectTrunk)
+	if trunk == nil {
+		t.Fatal("the generated day raised no trunk alert")
+	}
+	var sourceText string
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(ts.URL+"/?kind=trunk&decided=all"),
+		chromedp.WaitVisible(`table.queue`),
+		chromedp.Click(fmt.Sprintf(`//table[contains(@class,"queue")]//a[text()=%q]`, trunk.Subject)),
+		chromedp.WaitVisible(`svg.chart polyline.s-callers`),
+		chromedp.WaitVisible(`table.cdrs tbody tr`),
+		text(`main`, &sourceText),
+		shot("8-source-trunk"),
+		shotOf(`figure`, "9-source-trunk-chart"),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	for _, want := range []string{"From the stored CDRs of this trunk", "distinct caller IDs", "Caller IDs behind this source in the range", "Recent CDRs"} {
+		if !strings.Contains(sourceText, want) {
+			t.Errorf("the page of trunk %s lacks %q", trunk.Subject, want)
+		}
 	}
 	for _, want := range []string{"Released and allowlisted (false positive) by ana at " + time.Now().UTC().Format("2006-01-02 "), "bss\treleased\trelease"} {
 		if !strings.Contains(afterText, want) {

@@ -85,6 +85,12 @@ func TestHandlers(t *testing.T) {
 		}
 	})
 
+	t.Run("sources", func(t *testing.T) {
+		noCDRs := newBrowser(t, newTestServer(t, d, rel, func(o *Options) { o.StoreCDRs = false }).URL)
+		noCDRs.login("vic", testPassword)
+		testSources(t, d, ana, noCDRs)
+	})
+
 	alert := d.alertOf(d.agent)
 	t.Run("decide", func(t *testing.T) {
 		tok := csrf(t, subjectPage)

@@ -198,14 +198,18 @@ func testUsers(t testing.TB) *Users {
 	return u
 }
 
-func newTestServer(t testing.TB, d *testDay, rel Releaser) *httptest.Server {
+func newTestServer(t testing.TB, d *testDay, rel Releaser, opts ...func(*Options)) *httptest.Server {
 	t.Helper()
 	var log *zap.Logger = zap.NewNop()
 	if tt, ok := t.(*testing.T); ok {
 		log = zaptest.NewLogger(tt, zaptest.Level(zap.WarnLevel))
 	}
-	srv, err := New(Options{Store: d.store, Releaser: rel, Users: testUsers(t), SessionKey: []byte(strings.Repeat("k", 32)),
-		Rules: d.rules.Rules(), StoreCDRs: true, Logger: log})
+	o := Options{Store: d.store, Releaser: rel, Users: testUsers(t), SessionKey: []byte(strings.Repeat("k", 32)),
+		Rules: d.rules.Rules(), StoreCDRs: true, Logger: log}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,9 @@ type Options struct {
 	Rules []detectors.Rule
 	// StoreCDRs says the cdrs table is filled (clickhouse.store_cdrs).
 	StoreCDRs bool
+	// ShortCallS is the talk time under which an answered call counts as
+	// short (detect.short_call_s, default 10), for a source's chart.
+	ShortCallS int
 	// LoginEvery and LoginBurst limit login attempts per user name and per
 	// client address: LoginBurst at once, then one per LoginEvery
 	// (defaults 5 and 12 s).
@@ -105,6 +108,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ShortCallS <= 0 {
+		opts.ShortCallS = 10
 	}
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = 20 * time.Second

@@ -413,12 +413,13 @@ func (s *Store) InsertDecisions(ctx context.Context, ds []Decision) error {
 	return nil
 }
 
-// Point is one period of a caller's traffic.
+// Point is one period of a caller's or a source's traffic.
 type Point struct {
 	T               time.Time
 	Calls           uint32
 	ShortCalls      uint32
 	DistinctCallees uint32
+	DistinctCallers uint32 // sources only
 }
 
 // CallerSeries returns a caller's calls, short calls and distinct callees
@@ -452,6 +453,7 @@ func (s *Store) CallerSeries(ctx context.Context, caller string, from, to time.T
 type CDRRow struct {
 	Start       time.Time
 	CallID      string
+	Caller      string // sources' CDRs only
 	Callee      string
 	Disposition string
 	DurationS   uint32
@@ -459,6 +461,7 @@ type CDRRow struct {
 	Trunk       string
 	SourceIP    string
 	IMEI        string
+	IMSI        string // sources' CDRs only
 }
 
 // RecentCDRs returns a caller's latest stored CDRs up to `before`.

@@ -3,7 +3,9 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -25,13 +27,23 @@ type subjectView struct {
 	ChartTo       string
 	Hourly        bool
 	CallerIDs     []string
-	StoreCDRs     bool
-	CDRs          []CDRRow
-	Deliveries    []Delivery
-	State         subjectState
-	Decisions     []Decision
-	Verbs         []string
-	Back          string
+	// Callers are the caller IDs behind a source in the chart's range,
+	// from its stored CDRs.
+	Callers   []CallerCount
+	StoreCDRs bool
+	// Source says the subject is a source (not a caller); AlertFigures
+	// that its chart shows its alerts' figures (store_cdrs is off).
+	Source, AlertFigures bool
+	// Shortened says the range asked for was longer than a source's
+	// chart reads, and was cut to its last part (that long).
+	Shortened  string
+	ShortCallS int
+	CDRs       []CDRRow
+	Deliveries []Delivery
+	State      subjectState
+	Decisions  []Decision
+	Verbs      []string
+	Back       string
 }
 
 // subject is one number's or source's evidence page.
@@ -83,45 +95,9 @@ func (s *Server) subject(w http.ResponseWriter, r *http.Request, ss session) {
 	}
 	slices.Sort(v.CallerIDs)
 
-	if kind == "caller" {
-		v.Hourly = q.Get("res") == "hour"
-		anchor := s.opts.Now().UTC()
-		if v.Selected != nil {
-			anchor = v.Selected.DetectedAt.UTC()
-		}
-		day := anchor.Truncate(24 * time.Hour)
-		from, to := day, day.Add(24*time.Hour)
-		step := time.Minute
-		if v.Hourly {
-			from, step = day.Add(-6*24*time.Hour), time.Hour
-		}
-		if f, ok := parseTime(q.Get("from")); ok {
-			from = f
-		}
-		if t, ok := parseTime(q.Get("to")); ok && t.After(from) {
-			to = t
-		}
-		points, err := s.opts.Store.CallerSeries(ctx, id, from, to, v.Hourly)
-		if err != nil {
-			s.failErr(w, r, ss, err)
-			return
-		}
-		marks := make([]time.Time, 0, len(v.Alerts))
-		for _, a := range v.Alerts {
-			marks = append(marks, a.DetectedAt)
-		}
-		v.Chart = renderChart(points, from, to, step, marks)
-		v.ChartFrom, v.ChartTo = formValue(from), formValue(to)
-		if s.opts.StoreCDRs {
-			before := s.opts.Now()
-			if v.Selected != nil {
-				before = v.Selected.WindowEnd
-			}
-			if v.CDRs, err = s.opts.Store.RecentCDRs(ctx, id, before, 50); err != nil {
-				s.failErr(w, r, ss, err)
-				return
-			}
-		}
+	if err := s.traffic(ctx, &v, q); err != nil {
+		s.failErr(w, r, ss, err)
+		return
 	}
 	if v.Deliveries, err = s.opts.Store.SubjectDeliveries(ctx, kind, id, s.opts.Now().Add(-90*24*time.Hour), 100); err != nil {
 		s.failErr(w, r, ss, err)
@@ -138,6 +114,81 @@ func (s *Server) subject(w http.ResponseWriter, r *http.Request, ss session) {
 	d := s.base(r, ss, id, "subject")
 	d.Data = v
 	s.render(w, http.StatusOK, "subject", d)
+}
+
+// traffic fills v's chart and recent CDRs: a caller's from the aggregate
+// tables and its CDRs; a source's from its stored CDRs, or without them
+// its alerts' own figures. At most three queries, each bounded by a time
+// range and a LIMIT.
+func (s *Server) traffic(ctx context.Context, v *subjectView, q url.Values) error {
+	v.Source, v.ShortCallS = v.Kind != "caller", s.opts.ShortCallS
+	v.Hourly = q.Get("res") == "hour"
+	anchor := s.opts.Now().UTC()
+	if v.Selected != nil {
+		anchor = v.Selected.DetectedAt.UTC()
+	}
+	day := anchor.Truncate(24 * time.Hour)
+	from, to := day, day.Add(24*time.Hour)
+	step, longest := time.Minute, maxSourceMinuteRange
+	if v.Hourly {
+		from, step, longest = day.Add(-6*24*time.Hour), time.Hour, maxSourceHourRange
+	}
+	if f, ok := parseTime(q.Get("from")); ok {
+		from = f
+	}
+	if t, ok := parseTime(q.Get("to")); ok && t.After(from) {
+		to = t
+	}
+	if v.Source && s.opts.StoreCDRs && to.Sub(from) > longest {
+		v.Shortened, from = days(longest), to.Add(-longest)
+	}
+	v.ChartFrom, v.ChartTo = formValue(from), formValue(to)
+	before := s.opts.Now()
+	if v.Selected != nil {
+		before = v.Selected.WindowEnd
+	}
+	marks := make([]time.Time, 0, len(v.Alerts))
+	for _, a := range v.Alerts {
+		marks = append(marks, a.DetectedAt)
+	}
+	var err error
+	var points []Point
+	switch {
+	case !v.Source:
+		if points, err = s.opts.Store.CallerSeries(ctx, v.Subject, from, to, v.Hourly); err != nil {
+			return err
+		}
+		v.Chart = renderChart(callerChart, points, from, to, step, marks)
+		if s.opts.StoreCDRs {
+			v.CDRs, err = s.opts.Store.RecentCDRs(ctx, v.Subject, before, 50)
+		}
+		return err
+	case s.opts.StoreCDRs:
+		if points, err = s.opts.Store.SourceSeries(ctx, v.Kind, v.Subject, from, to, v.Hourly, s.opts.ShortCallS); err != nil {
+			return err
+		}
+		v.Chart = renderChart(sourceChart, points, from, to, step, marks)
+		if v.Callers, err = s.opts.Store.SourceCallers(ctx, v.Kind, v.Subject, from, to, 200); err != nil {
+			return err
+		}
+		v.CDRs, err = s.opts.Store.SourceCDRs(ctx, v.Kind, v.Subject, before, 50)
+		return err
+	default:
+		v.AlertFigures = true
+		if points, err = s.opts.Store.AlertSeries(ctx, v.Kind, v.Subject, from, to, v.Hourly); err != nil {
+			return err
+		}
+		v.Chart = renderChart(alertFiguresChart, points, from, to, step, nil)
+		return nil
+	}
+}
+
+// days names d in days, or hours below a day.
+func days(d time.Duration) string {
+	if d < 24*time.Hour {
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }
 
 // stateTimeout bounds the release API's answer on the subject page, so
