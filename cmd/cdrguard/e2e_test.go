@@ -482,7 +482,6 @@ func checkCallerDaily(t *testing.T, recs []schemas.CDR, rows []string) {
 	t.Logf("caller_daily checked for %d callers above the floor", above)
 }
 
-
 func suffix() string { return fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff) }
 
 // ownServer is a ClickHouse server of the test's own (started with the
