@@ -42,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_held_records",
 			Help: "Records the engine holds until the watermark passes them."}, []string{"topic", "partition"}),
 		Watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_watermark_seconds",
-			Help: "Event-time watermark per partition (Unix seconds)."}, []string{"topic", "partition"}),
+			Help: "Event-time watermark per input partition, on end times (start times with detect.end_order off), as told to the source engines (Unix seconds)."}, []string{"topic", "partition"}),
 		CommitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cdrguard_commit_latency_seconds",
 			Help:    "Time from an output batch closing to its offset being committed.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),

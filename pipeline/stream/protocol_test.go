@@ -5,6 +5,7 @@ package stream
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -538,8 +539,70 @@ func TestWatermarkIgnoresOutlierRecord(t *testing.T) {
 	m := kafka.Message{Offset: 1000, Value: schemas.AppendJSON(nil, &c)}
 	w.now = time.UnixMilli(c.StartMS) // within max_future of the wall clock
 	w.handle(&m)
-	if after := w.watermark(); after-before > int64(time.Hour/time.Millisecond) {
-		t.Fatalf("one record 5 h ahead moved the watermark by %v", time.Duration(after-before)*time.Millisecond)
+	after := w.watermark()
+	if before.end == 0 || before.start == 0 {
+		t.Fatalf("no watermark after 1000 records: %+v", before)
+	}
+	for _, d := range []int64{after.start - before.start, after.end - before.end} {
+		if d > int64(time.Hour/time.Millisecond) {
+			t.Fatalf("one record 5 h ahead moved the watermarks from %+v to %+v", before, after)
+		}
+	}
+}
+
+// Packs carry each record's end (version 3), so that source engines run
+// records in the input engines' end order; version 2 packs, without
+// ends, are still read.
+func TestPackCarriesEnds(t *testing.T) {
+	p := newPacker("s", 0, 1)
+	recs := synth.Generate(synth.Config{Seed: 5, Scale: 0.002}).Records
+	var want []schemas.CDR
+	for i := range recs {
+		if recs[i].Trunk != "" && len(want) < 50 {
+			p.add(&recs[i], int64(i))
+			want = append(want, recs[i])
+		}
+	}
+	msgs := p.flush(nil, marks{start: 1, end: 2})
+	if len(msgs) != 1 || msgs[0].Value[1] != 3 {
+		t.Fatalf("%d packs, want 1 of version 3", len(msgs))
+	}
+	if s, e := string(header(&msgs[0], hdrWatermark)), string(header(&msgs[0], hdrEndWatermark)); s != "1" || e != "2" {
+		t.Fatalf("watermark headers %q and %q, want 1 and 2", s, e)
+	}
+	var got []schemas.CDR
+	err := unpack(msgs[0].Value, 0, func(c *schemas.CDR, _ int64) {
+		if c.Trunk != "" {
+			got = append(got, *c)
+		}
+	})
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("%d trunk records unpacked (%v), want %d", len(got), err, len(want))
+	}
+	ends := 0
+	for i := range want {
+		if got[i].EndMS != want[i].EndMS || got[i].StartMS != want[i].StartMS || got[i].DurationS != want[i].DurationS {
+			t.Fatalf("record %d: start %d end %d talk %d, packed %d %d %d", i, got[i].StartMS, got[i].EndMS, got[i].DurationS,
+				want[i].StartMS, want[i].EndMS, want[i].DurationS)
+		}
+		if want[i].EndMS != 0 {
+			ends++
+		}
+	}
+	if ends == 0 {
+		t.Fatal("no record with an end time: the test shows nothing")
+	}
+	// Version 2: offset 7, start, talk 12 s, answered, trunk, caller, id.
+	v2 := []byte{'P', 2, 1, 7}
+	v2 = binary.AppendVarint(v2, want[0].StartMS)
+	v2 = append(v2, 12, byte(schemas.Answered), 0, 2, '+', '1', 2, 't', '1')
+	var old []schemas.CDR
+	var seqs []int64
+	if err := unpack(v2, 0, func(c *schemas.CDR, seq int64) { old, seqs = append(old, *c), append(seqs, seq) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != 1 || old[0].EndMS != 0 || old[0].DurationS != 12 || old[0].Trunk != "t1" || seqs[0] != 7*int64(len(sourceFields)) {
+		t.Fatalf("version 2 pack read as %+v (seq %v)", old, seqs)
 	}
 }
 
@@ -570,7 +633,7 @@ func FuzzUnpack(f *testing.F) {
 	for i := range recs[:50] {
 		p.add(&recs[i], int64(i))
 	}
-	for _, m := range p.flush(nil, 0) {
+	for _, m := range p.flush(nil, marks{}) {
 		f.Add(m.Value)
 	}
 	f.Add([]byte("P\x01\x00"))
@@ -656,7 +719,7 @@ func TestSourceTakesReplayedRecordsOnce(t *testing.T) {
 		for _, off := range offsets {
 			p.add(&recs[off], int64(off))
 		}
-		msgs := p.flush(nil, 0)
+		msgs := p.flush(nil, marks{})
 		if len(msgs) != 1 {
 			t.Fatalf("%d packs, want 1", len(msgs))
 		}

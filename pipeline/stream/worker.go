@@ -301,7 +301,7 @@ func (w *worker) handleSource(m *kafka.Message, quiet bool) {
 	switch {
 	case bytes.Equal(m.Key, watermarkKey):
 		src, ok1 := headerInt(m, hdrSource)
-		wm, ok2 := headerInt(m, hdrWatermark)
+		wm, ok2 := w.upstreamMarkOf(m)
 		if ok1 && ok2 {
 			w.upstreamAt(int(src), wm, string(header(m, hdrIdle)) == "1")
 		}
@@ -342,7 +342,7 @@ func (w *worker) handleSource(m *kafka.Message, quiet bool) {
 	if !quiet {
 		w.m.processed.Add(float64(n))
 	}
-	if wm, ok := headerInt(m, hdrWatermark); ok {
+	if wm, ok := w.upstreamMarkOf(m); ok {
 		w.upstreamAt(o.partition, wm, false)
 	}
 }
