@@ -302,16 +302,18 @@ func (o *Output) Len() int {
 func (e *Engine) Process(c *schemas.CDR, out *Output) { e.ProcessTagged(c, 0, out) }
 
 // ProcessTagged is Process with a tag (a Kafka offset, say) that Pending
-// reports while the record is held.
-func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
+// reports while the record is held. It reports whether the engine took
+// the record: false for a duplicate (Stats.Duplicates) or an invalid
+// one, which a streaming worker then does not re-key.
+func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) (taken bool) {
 	if c.StartMS < schemas.MinStartMS || c.StartMS >= schemas.MaxStartMS {
 		e.stats.Invalid++
-		return
+		return false
 	}
 	e.stats.Records++
 	if e.dedup != nil && e.dedup.seen(fingerprint(c), e.clock(), toTS(c.StartMS)) {
 		e.stats.Duplicates++
-		return
+		return false
 	}
 	ts := toTS(c.StartMS)
 	e.maxTS = max(e.maxTS, ts)
@@ -340,6 +342,7 @@ func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
 		e.emitAt = e.held.released + e.delay()
 		e.run(&r, &k, e.quiet, out)
 	}
+	return true
 }
 
 // endTS is the order key of c with end order: its end time, or without

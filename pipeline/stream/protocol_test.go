@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -780,5 +781,102 @@ func TestEngineStateMetrics(t *testing.T) {
 	j.cfg.Metrics.removePartition("cdrs", 0)
 	if n := testutil.CollectAndCount(j.cfg.Metrics.Keys); n != 0 {
 		t.Fatalf("%d key series left after the partition was revoked", n)
+	}
+}
+
+// Copies of records (a mediation system delivering some twice) are
+// dropped at the input partition, before they are re-keyed, and counted
+// as duplicate_cdr; a worker rebuilt from an earlier offset remembers the
+// same records, so copies after its restart point are dropped too.
+func TestInputDropsDuplicatesBeforeRekeying(t *testing.T) {
+	// From the day's busy hours: copies come well within the horizon.
+	recs := synth.Generate(synth.Config{Seed: 3, Scale: 0.02}).Records
+	recs = recs[len(recs)/2 : len(recs)/2+1500]
+	var msgs []kafka.Message
+	var copies []int // offsets of the copies
+	sources := func(c *schemas.CDR) (n int) {
+		for _, f := range sourceFields {
+			if f.get(c) != "" {
+				n++
+			}
+		}
+		return n
+	}
+	var order []int // record index per offset
+	for i := range recs {
+		order = append(order, i)
+		if i >= 50 && i%10 == 0 && sources(&recs[i-50]) > 0 {
+			copies = append(copies, len(order))
+			order = append(order, i-50) // delivered again 50 records later
+		}
+	}
+	for _, i := range order {
+		msgs = append(msgs, kafka.Message{Key: []byte(recs[i].Caller), Value: schemas.AppendJSON(nil, &recs[i])})
+	}
+	b := newFakeBroker()
+	b.append("cdrs", 0, msgs...)
+	j := testJob(t, b, &fakeProducer{b: b})
+	// run takes every message with a worker that rebuilds below start and
+	// returns it and how many source records it packed.
+	run := func(start int64) (*worker, int) {
+		st, err := j.newState("cdrs", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := newWorker(j, st, &fakeCommitter{}, start)
+		r, _ := b.Reader("cdrs", 0, 0, 0)
+		for range msgs {
+			m, err := r.FetchMessage(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.handle(&m)
+		}
+		packed := 0
+		for i := range w.packs.packs {
+			packed += w.packs.packs[i].count
+		}
+		return w, packed
+	}
+	dupMetric := func() float64 {
+		var m dto.Metric
+		_ = j.cfg.Metrics.Records.WithLabelValues("cdrs", "0", "duplicate_cdr").Write(&m)
+		return m.GetCounter().GetValue()
+	}
+	w, packed := run(0)
+	want := 0
+	for i := range recs {
+		want += sources(&recs[i])
+	}
+	if got := w.st.engine.Stats().Duplicates; got != uint64(len(copies)) || dupMetric() != float64(len(copies)) {
+		t.Fatalf("%d duplicates dropped, %v counted, want %d", got, dupMetric(), len(copies))
+	}
+	if packed != want {
+		t.Fatalf("%d source records re-keyed, want %d (each record once)", packed, want)
+	}
+	// Restart at the offset of a copy whose original came before it.
+	restart := int64(copies[len(copies)/2])
+	wantLive := 0
+	for off := restart; off < int64(len(order)); off++ {
+		if !slices.Contains(copies, int(off)) {
+			wantLive += sources(&recs[order[off]])
+		}
+	}
+	before := dupMetric()
+	w2, packed2 := run(restart)
+	if w2.st.engine.Stats().Duplicates != uint64(len(copies)) {
+		t.Fatalf("rebuilt worker dropped %d duplicates, the first %d", w2.st.engine.Stats().Duplicates, len(copies))
+	}
+	if packed2 != wantLive {
+		t.Fatalf("rebuilt worker re-keyed %d source records after its restart point, want %d", packed2, wantLive)
+	}
+	liveCopies := 0
+	for _, c := range copies {
+		if int64(c) >= restart {
+			liveCopies++
+		}
+	}
+	if got := dupMetric() - before; got != float64(liveCopies) {
+		t.Fatalf("rebuilt worker counted %v duplicates, want %d (the rebuild's are quiet)", got, liveCopies)
 	}
 }

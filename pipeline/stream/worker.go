@@ -273,13 +273,22 @@ func (w *worker) handleInput(m *kafka.Message, quiet bool) {
 		}
 		return
 	}
+	// A copy of a record taken within the dedup horizon is dropped here,
+	// before it is re-keyed: source engines never see it. A rebuild
+	// replays the same records through the engine, so it remembers the
+	// same fingerprints, quietly.
+	if !w.st.engine.ProcessTagged(c, m.Offset, &w.out) {
+		if !quiet {
+			w.m.duplicateCDR.Inc()
+		}
+		return
+	}
 	if !quiet {
 		w.m.processed.Inc()
 		if w.packs != nil {
 			w.packs.add(c, m.Offset)
 		}
 	}
-	w.st.engine.ProcessTagged(c, m.Offset, &w.out)
 }
 
 // decode parses and checks a record.
