@@ -192,7 +192,7 @@ func (cfg Config) Validate() error {
 	case cfg.EndLateness < 0 || cfg.EndLateness > cfg.Lateness || cfg.EndLateness%time.Second != 0:
 		return fmt.Errorf("end_lateness %v must be whole seconds between 0 and the lateness %v", cfg.EndLateness, cfg.Lateness)
 	case cfg.DedupHorizon > 0 && (cfg.DedupHorizon < time.Minute || cfg.DedupHorizon%time.Second != 0):
-		return fmt.Errorf("dedup_horizon %v must be whole seconds and at least 1m (negative: off)", cfg.DedupHorizon)
+		return fmt.Errorf("dedup_horizon %v must be whole seconds and at least 1m (or off)", cfg.DedupHorizon)
 	}
 	if longest := cfg.longest(); cfg.DedupHorizon > longest {
 		// A rebuild replays one longest window: it could not rebuild
