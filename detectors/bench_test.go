@@ -123,3 +123,11 @@ func BenchmarkEngineCallersOnly(b *testing.B) {
 func BenchmarkEngineSourcesOnly(b *testing.B) {
 	runEngine(b, detectors.Config{Kinds: []schemas.SubjectKind{schemas.SubjectTrunk, schemas.SubjectIMEI, schemas.SubjectIMSI, schemas.SubjectSourceIP}})
 }
+
+// BenchmarkEngineNoDedup is BenchmarkEngine without deduplication: what
+// remembering every record costs.
+func BenchmarkEngineNoDedup(b *testing.B) { runEngine(b, detectors.Config{DedupHorizon: -1}) }
+
+// BenchmarkEngineStartOrder is BenchmarkEngine in start order
+// (Config.StartOrder, the default before end order).
+func BenchmarkEngineStartOrder(b *testing.B) { runEngine(b, detectors.Config{StartOrder: true}) }

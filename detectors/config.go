@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -51,20 +52,20 @@ type Config struct {
 	// CallerFloor is the number of calls in a UTC day from which a caller
 	// gets aggregate rows. Default 20.
 	CallerFloor int
-	// EndOrder runs held records in end-time order, released once the end
-	// watermark (the WatermarkQuorum-th latest end minus EndLateness)
-	// passes their end, instead of in start order one Lateness after the
-	// latest start. CDRs are written when calls end and shipped in
-	// batches of about a minute, so records arrive nearly in end order
-	// and a short hold suffices: an alert leaves the engine about
-	// EndLateness after the end of the call that raised it. Only with the
-	// engine's own watermark (an external one is on start times). Off by
-	// default until source engines of a streaming deployment, fed
-	// through the internal topic, get end times too: a replay with end
-	// order raises source alerts that differ (emitted_at, light-call
-	// counts) from those of start-ordered source engines.
-	EndOrder bool
-	// EndLateness is, with EndOrder, how far behind the latest end time
+	// StartOrder runs held records in start-time order, released one
+	// Lateness after the latest start, instead of the default end order:
+	// held records run in end-time order once the end watermark (the
+	// WatermarkQuorum-th latest end minus EndLateness, or with an external
+	// watermark the one Advance sets) passes their end. CDRs are written
+	// when calls end and shipped in batches of about a minute, so records
+	// arrive nearly in end order and a short hold suffices: with end order
+	// an alert leaves the engine about EndLateness after the end of the
+	// call that raised it; with start order about one Lateness after its
+	// start, and calls longer than the lateness are late. Every engine of
+	// a deployment must use the same order (a source engine's external
+	// watermark is on the order key of the engines feeding it).
+	StartOrder bool
+	// EndLateness is, with end order, how far behind the latest end time
 	// seen a record may arrive and still run in order. Default 75 s (a
 	// minute's batch and its mediation delay), at most Lateness.
 	EndLateness time.Duration
@@ -85,9 +86,10 @@ type Config struct {
 	// for between one and two horizons (see Stats.Duplicates).
 	DedupHorizon time.Duration
 	// ExternalWatermark makes the watermark the caller's to set (Advance)
-	// instead of the latest start time seen minus the lateness: a source
-	// engine fed by many input partitions advances to the least of their
-	// watermarks.
+	// instead of the latest end (or start) time seen minus the lateness:
+	// a source engine fed by many input partitions advances to the least
+	// of their watermarks. With end order it has no watermark on starts
+	// to close aggregates by, so it cannot have Aggregates.
 	ExternalWatermark bool
 }
 
@@ -190,7 +192,7 @@ func (cfg Config) Validate() error {
 	case cfg.EndLateness < 0 || cfg.EndLateness > cfg.Lateness || cfg.EndLateness%time.Second != 0:
 		return fmt.Errorf("end_lateness %v must be whole seconds between 0 and the lateness %v", cfg.EndLateness, cfg.Lateness)
 	case cfg.DedupHorizon > 0 && (cfg.DedupHorizon < time.Minute || cfg.DedupHorizon%time.Second != 0):
-		return fmt.Errorf("dedup_horizon %v must be whole seconds and at least 1m (negative: off)", cfg.DedupHorizon)
+		return fmt.Errorf("dedup_horizon %v must be whole seconds and at least 1m (or off)", cfg.DedupHorizon)
 	}
 	if longest := cfg.longest(); cfg.DedupHorizon > longest {
 		// A rebuild replays one longest window: it could not rebuild
@@ -204,6 +206,9 @@ func (cfg Config) Validate() error {
 		if k >= schemas.NumSubjectKinds {
 			return fmt.Errorf("kinds: unknown subject kind %d", k)
 		}
+	}
+	if cfg.Aggregates && cfg.ExternalWatermark && !cfg.StartOrder {
+		return errors.New("aggregates need the engine's own watermark with end order (external watermark set)")
 	}
 	if cfg.Aggregates && !slices.Contains(cfg.Kinds, schemas.SubjectCaller) {
 		return fmt.Errorf("aggregates need the caller kind in kinds %v", cfg.Kinds)

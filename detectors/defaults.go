@@ -9,3 +9,8 @@ func DefaultConfig() Config {
 	c.Kinds = nil
 	return c
 }
+
+// WithDefaults returns cfg with every zero field set to its default,
+// including those derived from other fields (EndLateness from Lateness,
+// DedupHorizon from Lateness and the longest window).
+func (cfg Config) WithDefaults() Config { return cfg.withDefaults() }

@@ -10,26 +10,28 @@
 //     them with expr-lang/expr); results go out through return values
 //     (an Output the caller passes in), never through logging.
 //   - Event time only. Windows run on each call's start time; the wall
-//     clock is never read. By default the engine holds each record until
-//     the watermark — the latest start seen minus Config.Lateness —
-//     passes its start and runs held records in start-time order, so the
-//     arrival order within the lateness never changes a result, and the
-//     same records give the same alerts, IDs included; an alert leaves
-//     about one Lateness after the record that raised it.
-//   - End order (Config.EndOrder, opt-in). CDRs are written when calls
-//     end, so records arrive nearly in end order (batched, shuffled
-//     within a batch of about a minute). With EndOrder the engine holds
-//     each record until the end watermark — the latest end seen minus
-//     Config.EndLateness (75 s) — passes its end and runs held records in
-//     end-time order (by start, then content, within one second): the
-//     same guarantees for arrival order within the end lateness, and an
-//     alert leaves about EndLateness after the end of the call that
-//     raised it (median 90 s, p95 110 s after its start on the generated
-//     day). The cost: a record more than EndLateness behind the latest
-//     end is late — run at once, in arrival order — where start order
-//     tolerates 10 minutes behind the latest start (but makes every call
-//     longer than that late). An external watermark (a source engine,
-//     whose caller promises start times) always uses start order.
+//     clock is never read. The engine holds each record until a watermark
+//     passes it and runs held records in a fixed order, so the arrival
+//     order within the allowed lateness never changes a result, and the
+//     same records give the same alerts, IDs and emitted_at included.
+//   - End order (the default). CDRs are written when calls end, so
+//     records arrive nearly in end order (batched, shuffled within a
+//     batch of about a minute). The engine holds each record until the
+//     end watermark — the latest end seen minus Config.EndLateness
+//     (75 s) — passes its end and runs held records in end-time order
+//     (by start, then content, within one second): an alert leaves about
+//     EndLateness after the end of the call that raised it (median 90 s,
+//     p95 110 s after its start on the generated day). The cost: a record
+//     more than EndLateness behind the latest end is late — run at once,
+//     in arrival order — where start order tolerates Lateness behind the
+//     latest start; and a source engine needs each record's end, not
+//     only its start. With an external watermark (a source engine) the
+//     order key is the same: Advance takes the least EndReleased of the
+//     engines feeding it, and such an engine has no aggregates.
+//   - Start order (Config.StartOrder): records are held until the latest
+//     start minus Config.Lateness passes their start and run in start
+//     order; an alert leaves about one Lateness after its record, and a
+//     call longer than the lateness is late.
 //   - Alert.EmittedAt is the engine's clock when the alert left: the
 //     order key's second (end or start) plus one plus the hold
 //     (EndLateness or Lateness), the earliest clock that releases the
@@ -39,8 +41,8 @@
 //     yet run: the only records whose outputs are not all produced. With
 //     end order the watermark on starts (latest start minus
 //     Config.Lateness, Released) still closes aggregate minutes, never
-//     past the start of a record still held, and is what a worker tells
-//     source engines: every record that started before it has come,
+//     past the start of a record still held. EndReleased is what a worker
+//     tells source engines: every record that ended before it has come,
 //     except late ones.
 //   - Outliers do not move the watermark. "Latest start" is the
 //     Config.WatermarkQuorum-th latest (default 4) start, and end, and

@@ -64,8 +64,8 @@ type Engine struct {
 	// with end order, held records run once its clock minus the end
 	// lateness passes their end.
 	starts, ends quorum
-	// endOrder: held records run in end-time order (Config.EndOrder with
-	// the engine's own watermark); otherwise in start-time order.
+	// endOrder: held records run in end-time order (unless
+	// Config.StartOrder); otherwise in start-time order.
 	endOrder    bool
 	endLateness uint32
 	// startReleased is, with end order, the start watermark applied so
@@ -143,7 +143,7 @@ func NewEngine(cfg Config, rules []Rule, allow *Allowlist) (*Engine, error) {
 	}
 	e.starts = newQuorum(cfg.WatermarkQuorum)
 	e.ends = newQuorum(cfg.WatermarkQuorum)
-	e.endOrder = cfg.EndOrder && !cfg.ExternalWatermark
+	e.endOrder = !cfg.StartOrder
 	e.endLateness = uint32(cfg.EndLateness / time.Second)
 	for _, w := range cfg.Windows {
 		s := uint32(w.Size / time.Second)
@@ -302,16 +302,18 @@ func (o *Output) Len() int {
 func (e *Engine) Process(c *schemas.CDR, out *Output) { e.ProcessTagged(c, 0, out) }
 
 // ProcessTagged is Process with a tag (a Kafka offset, say) that Pending
-// reports while the record is held.
-func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
+// reports while the record is held. It reports whether the engine took
+// the record: false for a duplicate (Stats.Duplicates) or an invalid
+// one, which a streaming worker then does not re-key.
+func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) (taken bool) {
 	if c.StartMS < schemas.MinStartMS || c.StartMS >= schemas.MaxStartMS {
 		e.stats.Invalid++
-		return
+		return false
 	}
 	e.stats.Records++
 	if e.dedup != nil && e.dedup.seen(fingerprint(c), e.clock(), toTS(c.StartMS)) {
 		e.stats.Duplicates++
-		return
+		return false
 	}
 	ts := toTS(c.StartMS)
 	e.maxTS = max(e.maxTS, ts)
@@ -324,7 +326,7 @@ func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
 		e.maxEnd = max(e.maxEnd, key)
 		if kth := e.ends.latest[0]; key > kth {
 			e.ends.observe(key, kth, e.lateness)
-			if e.ends.latest[0] > kth {
+			if !e.cfg.ExternalWatermark && e.ends.latest[0] > kth {
 				e.release(sub(e.ends.latest[0], e.endLateness), sub(e.starts.latest[0], e.lateness), out)
 			}
 		}
@@ -340,6 +342,7 @@ func (e *Engine) ProcessTagged(c *schemas.CDR, tag int64, out *Output) {
 		e.emitAt = e.held.released + e.delay()
 		e.run(&r, &k, e.quiet, out)
 	}
+	return true
 }
 
 // endTS is the order key of c with end order: its end time, or without
@@ -431,7 +434,9 @@ func (q *quorum) add(ts uint32) {
 
 // Advance moves the watermark to wm (Unix ms) when that is later than
 // where it stands, running the records held before it. With an external
-// watermark, wm is on start times. With the engine's own (end order) it
+// watermark, wm is on the order key: end times (a source engine advances
+// to the least EndReleased of the input engines feeding it), or start
+// times with Config.StartOrder. With the engine's own and end order it
 // applies to both clocks: records that ended before wm run, and
 // aggregates close up to it. It can only move the watermark ahead: a
 // stream that went idle releases what it holds.
@@ -470,6 +475,27 @@ func (e *Engine) Released() int64 {
 		return 0
 	}
 	return fromTS(at)
+}
+
+// EndReleased returns the watermark on end times as it stands (Unix ms):
+// every record that ended before it has come, except late ones, and has
+// run. With start order it is Released (a record that ended before a
+// time started before it). A streaming worker tells it to the source
+// engines, whose Advance it is. 0 before the first release.
+func (e *Engine) EndReleased() int64 {
+	if e.held.released == 0 {
+		return 0
+	}
+	return fromTS(e.held.released)
+}
+
+// LatestEnd returns the latest end time seen (Unix ms), outliers
+// included, and at least Latest; 0 before the first record.
+func (e *Engine) LatestEnd() int64 {
+	if e.maxTS == 0 {
+		return 0
+	}
+	return fromTS(max(e.maxTS, e.maxEnd))
 }
 
 // Pending returns the smallest tag of the records the engine still holds

@@ -320,9 +320,9 @@ func flagged(t testing.TB, cfg detectors.Config, recs []schemas.CDR) map[string]
 // TestArrivalOrderWithinLatenessDoesNotChangeResults shuffles a generated
 // day within the allowed lateness, the way collectors deliver records out
 // of order, and checks that the same subjects are flagged by the same
-// rules: with start order (the default) records delayed up to the
-// lateness after their start, with end order up to the end lateness
-// after their end.
+// rules: with end order (the default) records delayed up to the end
+// lateness after their end, with start order up to the lateness after
+// their start.
 func TestArrivalOrderWithinLatenessDoesNotChangeResults(t *testing.T) {
 	day := synth.Generate(synth.Config{Seed: 7, Scale: 0.25})
 	for _, c := range []struct {
@@ -330,10 +330,10 @@ func TestArrivalOrderWithinLatenessDoesNotChangeResults(t *testing.T) {
 		cfg   detectors.Config
 		delay func(c *schemas.CDR, rng *rand.Rand) int64
 	}{
-		{"end order", detectors.Config{EndOrder: true}, func(c *schemas.CDR, rng *rand.Rand) int64 {
+		{"end order", detectors.Config{}, func(c *schemas.CDR, rng *rand.Rand) int64 {
 			return c.EndMS + rng.Int64N((70 * time.Second).Milliseconds())
 		}},
-		{"start order", detectors.Config{}, func(c *schemas.CDR, rng *rand.Rand) int64 {
+		{"start order", detectors.Config{StartOrder: true}, func(c *schemas.CDR, rng *rand.Rand) int64 {
 			return c.StartMS + rng.Int64N((10 * time.Minute).Milliseconds())
 		}},
 	} {

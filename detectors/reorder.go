@@ -11,8 +11,8 @@ import (
 
 // The engine holds every record until the watermark passes its order key
 // and then runs the held records in key order (by start within one second
-// of key). The key is the record's start time, or its end time with
-// Config.EndOrder. Arrival order within the allowed lateness of the
+// of key). The key is the record's end time, or its start time with
+// Config.StartOrder. Arrival order within the allowed lateness of the
 // key therefore never changes a result: the engine sees the same sequence
 // however collectors batched and shuffled the records, and two instances,
 // a replay and a restart all raise the same alerts. With end order an

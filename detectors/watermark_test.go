@@ -152,7 +152,9 @@ func TestOutliersDoNotMoveTheWatermark(t *testing.T) {
 		{name: "quorum 1 is moved by one", quorum: 1, outliers: 1, moves: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := detectors.Config{WatermarkQuorum: tc.quorum}
+			// The start watermark (end order follows ends with the same
+			// quorum; its release is covered elsewhere).
+			cfg := detectors.Config{WatermarkQuorum: tc.quorum, StartOrder: true}
 			recs, ref := day.Records, reference(t, cfg, tc.shuffle != 0)
 			same := ref // the same order without the outliers
 			if tc.shuffle != 0 {
@@ -223,5 +225,50 @@ func TestExternalWatermarkIgnoresQuorum(t *testing.T) {
 		if e.Released()/1000 != wm/1000 {
 			t.Fatalf("quorum %d: released to %v after the stream, advanced to %v", quorum, time.UnixMilli(e.Released()), time.UnixMilli(wm))
 		}
+	}
+}
+
+// TestSourceEngineOnEndWatermark splits the engine the way a streaming
+// deployment does — a caller engine and a source engine whose external
+// watermark is the caller engine's EndReleased — and checks that the two
+// raise exactly what one engine raises (end order, the default), alert
+// for alert, emitted_at included.
+func TestSourceEngineOnEndWatermark(t *testing.T) {
+	recs := smallGeneratedDay().Records
+	set := defaultRules(t)
+	one := runStream(t, detectors.Config{}, recs, nil).alerts
+	callers := newEngine(t, detectors.Config{Kinds: []schemas.SubjectKind{schemas.SubjectCaller}}, set.Allowlist, set.Rules()...)
+	sources := newEngine(t, detectors.Config{Kinds: []schemas.SubjectKind{schemas.SubjectTrunk, schemas.SubjectIMEI,
+		schemas.SubjectIMSI, schemas.SubjectSourceIP}, ExternalWatermark: true, DedupHorizon: -1}, set.Allowlist, set.Rules()...)
+	var out detectors.Output
+	for i := range recs {
+		callers.Process(&recs[i], &out)
+		sources.Process(&recs[i], &out)
+		sources.Advance(callers.EndReleased(), &out)
+	}
+	callers.Flush(&out)
+	sources.Flush(&out)
+	key := func(a schemas.Alert) string { return a.AlertID + a.EmittedAt.String() }
+	want, got := map[string]schemas.Alert{}, map[string]schemas.Alert{}
+	for _, a := range one {
+		want[key(a)] = a
+	}
+	sourceAlerts := 0
+	for _, a := range out.Alerts {
+		got[key(a)] = a
+		if a.SubjectKind.IsSource() {
+			sourceAlerts++
+		}
+	}
+	if sourceAlerts == 0 || len(got) != len(out.Alerts) || len(want) != len(one) {
+		t.Fatalf("%d source alerts, %d alerts (%d distinct), one engine %d (%d distinct)", sourceAlerts, len(out.Alerts), len(got), len(one), len(want))
+	}
+	for k, a := range want {
+		if !reflect.DeepEqual(got[k], a) {
+			t.Errorf("one engine's alert %s %s %s:\n  split %+v\n  one   %+v", a.Rule, a.Subject, a.EmittedAt, got[k], a)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d alerts split, %d from one engine", len(got), len(want))
 	}
 }

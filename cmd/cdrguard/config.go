@@ -73,8 +73,15 @@ type detectConfig struct {
 	ExactPeers      int            `yaml:"exact_peers"`
 	CallerFloor     int            `yaml:"caller_floor"`
 	WatermarkQuorum int            `yaml:"watermark_quorum"`
-	IdleRelease     time.Duration  `yaml:"idle_release"`
-	Rebuild         bool           `yaml:"rebuild"`
+	// EndOrder runs records in end order, EndLateness behind the latest
+	// end (false: start order, Lateness behind the latest start).
+	EndOrder    bool          `yaml:"end_order"`
+	EndLateness time.Duration `yaml:"end_lateness"`
+	// DedupHorizon is how long copies of a record are dropped; 0 turns
+	// deduplication off.
+	DedupHorizon time.Duration `yaml:"dedup_horizon"`
+	IdleRelease  time.Duration `yaml:"idle_release"`
+	Rebuild      bool          `yaml:"rebuild"`
 }
 
 type clickhouseConfig struct {
@@ -134,7 +141,8 @@ func defaultRunConfig() runConfig {
 		Detect: detectConfig{
 			Rules: "", Lateness: dd.Lateness, ShortCallS: dd.ShortCallS, Windows: windows,
 			DetailCalls: dd.DetailCalls, ExactPeers: dd.ExactPeers, CallerFloor: dd.CallerFloor,
-			WatermarkQuorum: dd.WatermarkQuorum, IdleRelease: sd.IdleRelease, Rebuild: true,
+			WatermarkQuorum: dd.WatermarkQuorum, EndOrder: !dd.StartOrder, EndLateness: dd.EndLateness,
+			DedupHorizon: dd.DedupHorizon, IdleRelease: sd.IdleRelease, Rebuild: true,
 		},
 		ClickHouse:      clickhouseConfig{CDRRetentionDays: 30, MaxRows: 100000, FlushInterval: 250 * time.Millisecond, Migrate: true, Loader: true},
 		Metrics:         metricsConfig{Listen: "127.0.0.1:9464"},
@@ -150,16 +158,41 @@ func loadRunConfig(path string) (runConfig, error) {
 	if path == "" {
 		return cfg, nil
 	}
+	// Settings whose defaults derive from others (the lateness, the
+	// windows) are derived once the file is read, unless it sets them.
+	cfg.Detect.EndLateness, cfg.Detect.DedupHorizon = unsetDuration, unsetDuration
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("cannot read config: %w", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+	err = dec.Decode(&cfg)
+	cfg.Detect.derive()
+	if err != nil && !errors.Is(err, io.EOF) {
 		return cfg, yamlErrors(path, data, err)
 	}
 	return cfg, nil
+}
+
+// unsetDuration marks a derived setting the file did not set.
+const unsetDuration = -time.Nanosecond
+
+// derive fills in the settings whose defaults the engine derives from
+// others: end_lateness (at most the lateness) and dedup_horizon (one hour
+// past the lateness, at most the longest window).
+func (d *detectConfig) derive() {
+	dc := detectors.Config{Lateness: d.Lateness}
+	for _, w := range d.Windows {
+		dc.Windows = append(dc.Windows, detectors.Window{Size: w.Size, Buckets: w.Buckets})
+	}
+	dc = dc.WithDefaults()
+	if d.EndLateness == unsetDuration {
+		d.EndLateness = dc.EndLateness
+	}
+	if d.DedupHorizon == unsetDuration {
+		d.DedupHorizon = dc.DedupHorizon
+	}
 }
 
 // validate checks the settings; messages name the field and the value.
@@ -207,6 +240,12 @@ func (c *runConfig) validate() error {
 	case "json", "console":
 	default:
 		return fmt.Errorf("log.format %q is not json or console", c.Log.Format)
+	}
+	switch {
+	case c.Detect.EndLateness < 0:
+		return fmt.Errorf("detect.end_lateness %v must not be negative", c.Detect.EndLateness)
+	case c.Detect.DedupHorizon < 0:
+		return fmt.Errorf("detect.dedup_horizon %v must not be negative (0 turns deduplication off)", c.Detect.DedupHorizon)
 	}
 	if err := c.detectorConfig().Validate(); err != nil {
 		return fmt.Errorf("detect: %w", err)
@@ -260,6 +299,12 @@ func (c *runConfig) detectorConfig() detectors.Config {
 		ExactPeers:      c.Detect.ExactPeers,
 		CallerFloor:     c.Detect.CallerFloor,
 		WatermarkQuorum: c.Detect.WatermarkQuorum,
+		StartOrder:      !c.Detect.EndOrder,
+		EndLateness:     c.Detect.EndLateness,
+		DedupHorizon:    c.Detect.DedupHorizon,
+	}
+	if dc.DedupHorizon == 0 {
+		dc.DedupHorizon = -1 // the engine's "off"; its zero is the default
 	}
 	for _, w := range c.Detect.Windows {
 		dc.Windows = append(dc.Windows, detectors.Window{Size: w.Size, Buckets: w.Buckets})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/cdrguard/cdrguard/detectors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -77,6 +78,12 @@ func TestBadConfigs(t *testing.T) {
 	f("input:\n  country_code: \"+44\"\n", `input.country_code "+44" must be digits`)
 	f("input:\n  max_record_bytes: 10\n", "input.max_record_bytes 10")
 	f("detect:\n  short_call_s: -1\n", "short_call_s -1")
+	f("detect:\n  end_lateness: 11m\n", "detect: end_lateness 11m0s must be whole seconds between 0 and the lateness 10m0s")
+	f("detect:\n  end_lateness: -5s\n", "detect.end_lateness -5s must not be negative")
+	f("detect:\n  end_order: soon\n", `detect.end_order: "soon" is not true or false`)
+	f("detect:\n  dedup_horizon: 30s\n", "detect: dedup_horizon 30s must be whole seconds and at least 1m")
+	f("detect:\n  dedup_horizon: 25h\n", "detect: dedup_horizon 25h0m0s must not be longer than the longest window 24h0m0s")
+	f("detect:\n  dedup_horizon: -1m\n", "detect.dedup_horizon -1m0s must not be negative")
 	f("detect:\n  windows: [{size: 45s, buckets: 10}]\n", "windows[0].size 45s")
 	f("clickhouse:\n  store_cdrs: true\n", "need clickhouse.dsn")
 	f("clickhouse:\n  dsn: clickhouse://x:9000/db\n  pseudonymize_callees: true\n", "pseudonym_key_file")
@@ -208,4 +215,31 @@ func TestOptionalSectionsCheckedAtStart(t *testing.T) {
 	if code, _, stderr := cli(t, "replay", "--config", bad, day); code != 0 {
 		t.Fatalf("replay --config with a hooks section it does not use: exit %d, %q", code, stderr)
 	}
+}
+
+// The detect section's order and dedup settings reach the engine; those
+// left out are derived from the lateness and windows as the engine
+// derives them.
+func TestDetectOrderAndDedupSettings(t *testing.T) {
+	f := func(body string, want detectors.Config) {
+		t.Helper()
+		cfg, err := loadRunConfig(writeConfig(t, body))
+		if err == nil {
+			err = cfg.validate()
+		}
+		if err != nil {
+			t.Fatalf("config:\n%s\n%v", body, err)
+		}
+		got := cfg.detectorConfig()
+		if got.StartOrder != want.StartOrder || got.EndLateness != want.EndLateness || got.DedupHorizon != want.DedupHorizon {
+			t.Fatalf("config:\n%s\nstart order %v, end lateness %v, dedup horizon %v; want %v %v %v", body,
+				got.StartOrder, got.EndLateness, got.DedupHorizon, want.StartOrder, want.EndLateness, want.DedupHorizon)
+		}
+	}
+	d := detectors.DefaultConfig()
+	f("detect: {}\n", detectors.Config{EndLateness: d.EndLateness, DedupHorizon: d.DedupHorizon})
+	f("detect:\n  lateness: 20m\n", detectors.Config{EndLateness: 75 * time.Second, DedupHorizon: 80 * time.Minute})
+	f("detect:\n  lateness: 1m\n", detectors.Config{EndLateness: time.Minute, DedupHorizon: 61 * time.Minute})
+	f("detect:\n  windows: [{size: 5m, buckets: 10}, {size: 1h, buckets: 12}]\n", detectors.Config{EndLateness: 75 * time.Second, DedupHorizon: time.Hour})
+	f("detect:\n  end_order: false\n  end_lateness: 2m\n  dedup_horizon: 0s\n", detectors.Config{StartOrder: true, EndLateness: 2 * time.Minute, DedupHorizon: -1})
 }

@@ -25,6 +25,8 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	outPath := fs.String("out", "", "write CDRs (JSON lines) here instead of stdout")
 	labelsPath := fs.String("labels", "", "write ground-truth labels (JSON lines) here (default: OUT.labels.jsonl when --out is set)")
 	batch := fs.Int("batch-seconds", 30, "collectors' shipping period: records are shuffled within each batch")
+	dups := fs.Float64("duplicates", 0, "share of records delivered twice, the copy a few minutes later (0 to 1)")
+	resent := fs.Int("resent-batches", 0, "whole shipping batches a collector re-sends after a restart, 20 to 60 minutes later")
 	brokers := fs.String("kafka-brokers", os.Getenv("CDRGUARD_KAFKA_BROKERS"), "produce into Kafka at these brokers instead of writing a file [$CDRGUARD_KAFKA_BROKERS]")
 	topic := fs.String("topic", envOr("CDRGUARD_TOPIC", "cdrs"), "with --kafka-brokers: the topic (keyed by caller) [$CDRGUARD_TOPIC]")
 	partitions := fs.Int("partitions", 6, "with --kafka-brokers: partitions of the topic when gen creates it")
@@ -39,7 +41,14 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *scale <= 0 || *scale > 100 {
 		return fmt.Errorf("%w: --scale %v must be in (0, 100]", errUsage, *scale)
 	}
-	gd := synth.Generate(synth.Config{Seed: *seed, Day: d, Scale: *scale, BatchSeconds: *batch})
+	if *dups < 0 || *dups > 1 {
+		return fmt.Errorf("%w: --duplicates %v must be between 0 and 1", errUsage, *dups)
+	}
+	if *resent < 0 {
+		return fmt.Errorf("%w: --resent-batches %d must not be negative", errUsage, *resent)
+	}
+	gd := synth.Generate(synth.Config{Seed: *seed, Day: d, Scale: *scale, BatchSeconds: *batch,
+		Duplicates: *dups, ResentBatches: *resent})
 	if *brokers != "" {
 		if *labelsPath != "" {
 			if err := writeLabels(*labelsPath, gd.Labels); err != nil {
@@ -69,6 +78,9 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	fmt.Fprintf(stderr, "generated %d records for %s (seed %d, scale %g)", len(gd.Records), *day, *seed, *scale)
+	if gd.Duplicates > 0 {
+		fmt.Fprintf(stderr, ", %d of them copies", gd.Duplicates)
+	}
 	if *labelsPath != "" {
 		fmt.Fprintf(stderr, "; labels in %s", *labelsPath)
 	}

@@ -14,8 +14,8 @@ import (
 )
 
 // TestAlertsLeaveWithinTwoMinutes replays the default generated day with
-// the default rules and end order (Config.EndOrder) and holds the alerts to leaving the
-// engine soon enough to act on: the share of robo-dialers' calls placed
+// the default rules and configuration (end order) and holds the alerts
+// to leaving the engine soon enough to act on: the share of robo-dialers' calls placed
 // after the first alert's emitted_at, and how long after the record that
 // raised it an alert leaves (emitted_at - detected_at).
 func TestAlertsLeaveWithinTwoMinutes(t *testing.T) {
@@ -27,7 +27,7 @@ func TestAlertsLeaveWithinTwoMinutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := detectors.NewEngine(detectors.Config{EndOrder: true}, set.Rules(), set.Allowlist)
+	eng, err := detectors.NewEngine(detectors.Config{}, set.Rules(), set.Allowlist)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,15 @@
 // and re-keys every record's calling sources (trunk, IMEI, IMSI, source IP)
 // into an internal topic keyed by source, as Kafka Streams does; the same
 // consumer group consumes that topic with one source engine per partition.
-// So N instances flag what one instance flags. Input workers also send
+// So N instances flag what one instance flags. The caller engine drops
+// copies of CDRs taken within the dedup horizon (detectors'
+// Config.DedupHorizon) before they are re-keyed, so source engines, which
+// do not deduplicate, never see them. Input workers also send
 // watermarks to every source partition; a source engine advances to the
-// least watermark of all input partitions, so the order in which input
-// partitions' records interleave never changes a source result
+// least watermark of all input partitions, on the engines' order key
+// (end times by default: packs carry each record's end), so the order in
+// which input partitions' records interleave never changes a source
+// result, and source alerts are those of a replay, emitted_at included
 // (watermarks.go).
 //
 // Delivery and commits (delivery.go). Outputs — alerts, dead letters,

@@ -337,6 +337,9 @@ func (j *job) newState(topic string, partition int) (*partitionState, error) {
 		dc.Kinds = sourceKinds
 		dc.Aggregates = false
 		dc.ExternalWatermark = true
+		// Input workers drop duplicates before they re-key records; the
+		// packs carry too little of a record to fingerprint it here.
+		dc.DedupHorizon = -1
 		st.upstream = newUpstream(j.inputPartitions)
 		st.lastSeq = map[int]int64{}
 	}

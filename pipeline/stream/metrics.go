@@ -31,7 +31,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_records_total",
-			Help: "Records taken from Kafka, by outcome (processed, dead_letter, rebuild, duplicate)."},
+			Help: "Records taken from Kafka, by outcome (processed, dead_letter, rebuild, duplicate: a re-keyed record sent again by a replay, duplicate_cdr: a CDR delivered again within the dedup horizon)."},
 			[]string{"topic", "partition", "outcome"}),
 		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_alerts_total",
 			Help: "Alerts published, by rule and severity."}, []string{"rule", "severity"}),
@@ -42,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_held_records",
 			Help: "Records the engine holds until the watermark passes them."}, []string{"topic", "partition"}),
 		Watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_watermark_seconds",
-			Help: "Event-time watermark per partition (Unix seconds)."}, []string{"topic", "partition"}),
+			Help: "Event-time watermark per input partition, on end times (start times with detect.end_order off), as told to the source engines (Unix seconds)."}, []string{"topic", "partition"}),
 		CommitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cdrguard_commit_latency_seconds",
 			Help:    "Time from an output batch closing to its offset being committed.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
@@ -71,8 +71,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // partitionMetrics are one partition's series, resolved once.
 type partitionMetrics struct {
-	processed, deadLetter, rebuild, duplicate, fenced prometheus.Counter
-	lag, committed, held, watermark                   prometheus.Gauge
+	processed, deadLetter, rebuild, duplicate, duplicateCDR, fenced prometheus.Counter
+	lag, committed, held, watermark                                 prometheus.Gauge
 }
 
 func (m *Metrics) partition(topic string, p int) *partitionMetrics {
@@ -81,15 +81,16 @@ func (m *Metrics) partition(topic string, p int) *partitionMetrics {
 	}
 	ps := strconv.Itoa(p)
 	return &partitionMetrics{
-		processed:  m.Records.WithLabelValues(topic, ps, "processed"),
-		deadLetter: m.Records.WithLabelValues(topic, ps, "dead_letter"),
-		rebuild:    m.Records.WithLabelValues(topic, ps, "rebuild"),
-		duplicate:  m.Records.WithLabelValues(topic, ps, "duplicate"),
-		fenced:     m.Fenced.WithLabelValues(topic, ps),
-		lag:        m.Lag.WithLabelValues(topic, ps),
-		committed:  m.Committed.WithLabelValues(topic, ps),
-		held:       m.Held.WithLabelValues(topic, ps),
-		watermark:  m.Watermark.WithLabelValues(topic, ps),
+		processed:    m.Records.WithLabelValues(topic, ps, "processed"),
+		deadLetter:   m.Records.WithLabelValues(topic, ps, "dead_letter"),
+		rebuild:      m.Records.WithLabelValues(topic, ps, "rebuild"),
+		duplicate:    m.Records.WithLabelValues(topic, ps, "duplicate"),
+		duplicateCDR: m.Records.WithLabelValues(topic, ps, "duplicate_cdr"),
+		fenced:       m.Fenced.WithLabelValues(topic, ps),
+		lag:          m.Lag.WithLabelValues(topic, ps),
+		committed:    m.Committed.WithLabelValues(topic, ps),
+		held:         m.Held.WithLabelValues(topic, ps),
+		watermark:    m.Watermark.WithLabelValues(topic, ps),
 	}
 }
 
@@ -133,7 +134,7 @@ func (m *Metrics) removePartition(topic string, p int) {
 		return
 	}
 	ps := strconv.Itoa(p)
-	for _, outcome := range []string{"processed", "dead_letter", "rebuild", "duplicate"} {
+	for _, outcome := range []string{"processed", "dead_letter", "rebuild", "duplicate", "duplicate_cdr"} {
 		m.Records.DeleteLabelValues(topic, ps, outcome)
 	}
 	for _, g := range []*prometheus.GaugeVec{m.Lag, m.Committed, m.Held, m.Watermark} {

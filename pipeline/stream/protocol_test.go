@@ -5,8 +5,10 @@ package stream
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -542,8 +544,70 @@ func TestWatermarkIgnoresOutlierRecord(t *testing.T) {
 	m := kafka.Message{Offset: 1000, Value: schemas.AppendJSON(nil, &c)}
 	w.now = time.UnixMilli(c.StartMS) // within max_future of the wall clock
 	w.handle(&m)
-	if after := w.watermark(); after-before > int64(time.Hour/time.Millisecond) {
-		t.Fatalf("one record 5 h ahead moved the watermark by %v", time.Duration(after-before)*time.Millisecond)
+	after := w.watermark()
+	if before.end == 0 || before.start == 0 {
+		t.Fatalf("no watermark after 1000 records: %+v", before)
+	}
+	for _, d := range []int64{after.start - before.start, after.end - before.end} {
+		if d > int64(time.Hour/time.Millisecond) {
+			t.Fatalf("one record 5 h ahead moved the watermarks from %+v to %+v", before, after)
+		}
+	}
+}
+
+// Packs carry each record's end (version 3), so that source engines run
+// records in the input engines' end order; version 2 packs, without
+// ends, are still read.
+func TestPackCarriesEnds(t *testing.T) {
+	p := newPacker("s", 0, 1)
+	recs := synth.Generate(synth.Config{Seed: 5, Scale: 0.002}).Records
+	var want []schemas.CDR
+	for i := range recs {
+		if recs[i].Trunk != "" && len(want) < 50 {
+			p.add(&recs[i], int64(i))
+			want = append(want, recs[i])
+		}
+	}
+	msgs := p.flush(nil, marks{start: 1, end: 2})
+	if len(msgs) != 1 || msgs[0].Value[1] != 3 {
+		t.Fatalf("%d packs, want 1 of version 3", len(msgs))
+	}
+	if s, e := string(header(&msgs[0], hdrWatermark)), string(header(&msgs[0], hdrEndWatermark)); s != "1" || e != "2" {
+		t.Fatalf("watermark headers %q and %q, want 1 and 2", s, e)
+	}
+	var got []schemas.CDR
+	err := unpack(msgs[0].Value, 0, func(c *schemas.CDR, _ int64) {
+		if c.Trunk != "" {
+			got = append(got, *c)
+		}
+	})
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("%d trunk records unpacked (%v), want %d", len(got), err, len(want))
+	}
+	ends := 0
+	for i := range want {
+		if got[i].EndMS != want[i].EndMS || got[i].StartMS != want[i].StartMS || got[i].DurationS != want[i].DurationS {
+			t.Fatalf("record %d: start %d end %d talk %d, packed %d %d %d", i, got[i].StartMS, got[i].EndMS, got[i].DurationS,
+				want[i].StartMS, want[i].EndMS, want[i].DurationS)
+		}
+		if want[i].EndMS != 0 {
+			ends++
+		}
+	}
+	if ends == 0 {
+		t.Fatal("no record with an end time: the test shows nothing")
+	}
+	// Version 2: offset 7, start, talk 12 s, answered, trunk, caller, id.
+	v2 := []byte{'P', 2, 1, 7}
+	v2 = binary.AppendVarint(v2, want[0].StartMS)
+	v2 = append(v2, 12, byte(schemas.Answered), 0, 2, '+', '1', 2, 't', '1')
+	var old []schemas.CDR
+	var seqs []int64
+	if err := unpack(v2, 0, func(c *schemas.CDR, seq int64) { old, seqs = append(old, *c), append(seqs, seq) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != 1 || old[0].EndMS != 0 || old[0].DurationS != 12 || old[0].Trunk != "t1" || seqs[0] != 7*int64(len(sourceFields)) {
+		t.Fatalf("version 2 pack read as %+v (seq %v)", old, seqs)
 	}
 }
 
@@ -574,7 +638,7 @@ func FuzzUnpack(f *testing.F) {
 	for i := range recs[:50] {
 		p.add(&recs[i], int64(i))
 	}
-	for _, m := range p.flush(nil, 0) {
+	for _, m := range p.flush(nil, marks{}) {
 		f.Add(m.Value)
 	}
 	f.Add([]byte("P\x01\x00"))
@@ -660,7 +724,7 @@ func TestSourceTakesReplayedRecordsOnce(t *testing.T) {
 		for _, off := range offsets {
 			p.add(&recs[off], int64(off))
 		}
-		msgs := p.flush(nil, 0)
+		msgs := p.flush(nil, marks{})
 		if len(msgs) != 1 {
 			t.Fatalf("%d packs, want 1", len(msgs))
 		}
@@ -753,5 +817,102 @@ func TestFencedTransportHoldsProduceRequestsPastTheLease(t *testing.T) {
 	j.renewLease(time.Now().Add(2 * time.Minute))
 	if _, err := ft.RoundTrip(context.Background(), nil, &produce.Request{}); err != nil || next.n.Load() != 3 {
 		t.Fatalf("after a renewal: %v, %d sent", err, next.n.Load())
+	}
+}
+
+// Copies of records (a mediation system delivering some twice) are
+// dropped at the input partition, before they are re-keyed, and counted
+// as duplicate_cdr; a worker rebuilt from an earlier offset remembers the
+// same records, so copies after its restart point are dropped too.
+func TestInputDropsDuplicatesBeforeRekeying(t *testing.T) {
+	// From the day's busy hours: copies come well within the horizon.
+	recs := synth.Generate(synth.Config{Seed: 3, Scale: 0.02}).Records
+	recs = recs[len(recs)/2 : len(recs)/2+1500]
+	var msgs []kafka.Message
+	var copies []int // offsets of the copies
+	sources := func(c *schemas.CDR) (n int) {
+		for _, f := range sourceFields {
+			if f.get(c) != "" {
+				n++
+			}
+		}
+		return n
+	}
+	var order []int // record index per offset
+	for i := range recs {
+		order = append(order, i)
+		if i >= 50 && i%10 == 0 && sources(&recs[i-50]) > 0 {
+			copies = append(copies, len(order))
+			order = append(order, i-50) // delivered again 50 records later
+		}
+	}
+	for _, i := range order {
+		msgs = append(msgs, kafka.Message{Key: []byte(recs[i].Caller), Value: schemas.AppendJSON(nil, &recs[i])})
+	}
+	b := newFakeBroker()
+	b.append("cdrs", 0, msgs...)
+	j := testJob(t, b, &fakeProducer{b: b})
+	// run takes every message with a worker that rebuilds below start and
+	// returns it and how many source records it packed.
+	run := func(start int64) (*worker, int) {
+		st, err := j.newState("cdrs", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := newWorker(j, st, &fakeCommitter{}, start)
+		r, _ := b.Reader("cdrs", 0, 0, 0)
+		for range msgs {
+			m, err := r.FetchMessage(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.handle(&m)
+		}
+		packed := 0
+		for i := range w.packs.packs {
+			packed += w.packs.packs[i].count
+		}
+		return w, packed
+	}
+	dupMetric := func() float64 {
+		var m dto.Metric
+		_ = j.cfg.Metrics.Records.WithLabelValues("cdrs", "0", "duplicate_cdr").Write(&m)
+		return m.GetCounter().GetValue()
+	}
+	w, packed := run(0)
+	want := 0
+	for i := range recs {
+		want += sources(&recs[i])
+	}
+	if got := w.st.engine.Stats().Duplicates; got != uint64(len(copies)) || dupMetric() != float64(len(copies)) {
+		t.Fatalf("%d duplicates dropped, %v counted, want %d", got, dupMetric(), len(copies))
+	}
+	if packed != want {
+		t.Fatalf("%d source records re-keyed, want %d (each record once)", packed, want)
+	}
+	// Restart at the offset of a copy whose original came before it.
+	restart := int64(copies[len(copies)/2])
+	wantLive := 0
+	for off := restart; off < int64(len(order)); off++ {
+		if !slices.Contains(copies, int(off)) {
+			wantLive += sources(&recs[order[off]])
+		}
+	}
+	before := dupMetric()
+	w2, packed2 := run(restart)
+	if w2.st.engine.Stats().Duplicates != uint64(len(copies)) {
+		t.Fatalf("rebuilt worker dropped %d duplicates, the first %d", w2.st.engine.Stats().Duplicates, len(copies))
+	}
+	if packed2 != wantLive {
+		t.Fatalf("rebuilt worker re-keyed %d source records after its restart point, want %d", packed2, wantLive)
+	}
+	liveCopies := 0
+	for _, c := range copies {
+		if int64(c) >= restart {
+			liveCopies++
+		}
+	}
+	if got := dupMetric() - before; got != float64(liveCopies) {
+		t.Fatalf("rebuilt worker counted %v duplicates, want %d (the rebuild's are quiet)", got, liveCopies)
 	}
 }

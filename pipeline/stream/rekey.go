@@ -20,8 +20,16 @@ const (
 	// record; packs from one input partition to one source partition
 	// carry rising origins, so a pack sent again by a replay is dropped.
 	hdrOrigin = "cdrguard-origin"
-	// hdrWatermark: the sending input partition's watermark (Unix ms).
+	// hdrWatermark: the sending input partition's watermark on start
+	// times (Unix ms): every record that started before it has been
+	// re-keyed, except late ones.
 	hdrWatermark = "cdrguard-watermark"
+	// hdrEndWatermark: its watermark on end times, what source engines
+	// in end order advance to: every record that ended before it has
+	// been re-keyed, except late ones. A sender without it (before pack
+	// version 3) is read by its start watermark, which is also a (later)
+	// end watermark: a record that ended before it started before it.
+	hdrEndWatermark = "cdrguard-end-watermark"
 	// hdrSource on a watermark message: the sending input partition.
 	hdrSource = "cdrguard-source"
 	// hdrIdle on a watermark message: "1" when the input partition is
@@ -60,16 +68,19 @@ var sourceFields = [...]struct {
 // batch travel as one pack, which keeps the internal topic's message
 // count and the per-message costs independent of the record rate.
 //
-// Pack layout: 'P', 2, uvarint count, then per record: uvarint offset
-// (the input offset of the record, as a delta from the previous record's
-// in the pack, the first from 0), varint start (Unix ms), uvarint talk
-// seconds, disposition byte, source index byte, then the caller and the
-// source identifier, each as uvarint length + bytes. Each record's
-// origin (its offset and source index) lets a source worker drop exactly
-// the records it has taken before when an input partition replays from
-// its committed offset and packs them at other boundaries. Version 1
-// packs (no offsets) are still read, each record taking the pack's
-// origin.
+// Pack layout (version 3): 'P', 3, uvarint count, then per record:
+// uvarint offset (the input offset of the record, as a delta from the
+// previous record's in the pack, the first from 0), varint start (Unix
+// ms), uvarint end (0 when the record has none, else end - start + 1,
+// ms), uvarint talk seconds, disposition byte, source index byte, then
+// the caller and the source identifier, each as uvarint length + bytes.
+// Each record's origin (its offset and source index) lets a source worker
+// drop exactly the records it has taken before when an input partition
+// replays from its committed offset and packs them at other boundaries;
+// its end lets the source engine run records in the end order the input
+// engines use. Version 2 packs (no end: the engine takes start plus talk
+// time) and version 1 packs (no offsets either, each record taking the
+// pack's origin) are still read.
 type packer struct {
 	topic      string
 	from       int   // input partition
@@ -87,7 +98,7 @@ type pack struct {
 }
 
 // packVersion is the layout packer writes.
-const packVersion = 2
+const packVersion = 3
 
 func newPacker(topic string, from, partitions int) *packer {
 	p := &packer{topic: topic, from: from, partitions: make([]int, partitions), packs: make([]pack, partitions)}
@@ -116,6 +127,11 @@ func (p *packer) add(c *schemas.CDR, offset int64) {
 		}
 		pk.buf = binary.AppendUvarint(pk.buf, uint64(offset-prev))
 		pk.buf = binary.AppendVarint(pk.buf, c.StartMS)
+		end := uint64(0)
+		if c.EndMS >= c.StartMS {
+			end = uint64(c.EndMS-c.StartMS) + 1
+		}
+		pk.buf = binary.AppendUvarint(pk.buf, end)
 		pk.buf = binary.AppendUvarint(pk.buf, uint64(max(c.DurationS, 0)))
 		pk.buf = append(pk.buf, byte(c.Disposition), byte(i))
 		pk.buf = binary.AppendUvarint(pk.buf, uint64(len(c.Caller)))
@@ -143,7 +159,7 @@ func (p *packer) empty() bool {
 // old records stamped with their own times would be deleted before the
 // source workers read it. A rewind finds old enough packs all the same,
 // since a pack is always written after its records started.
-func (p *packer) flush(msgs []kafka.Message, watermark int64) []kafka.Message {
+func (p *packer) flush(msgs []kafka.Message, wm marks) []kafka.Message {
 	for part := range p.packs {
 		pk := &p.packs[part]
 		if pk.count == 0 {
@@ -157,7 +173,8 @@ func (p *packer) flush(msgs []kafka.Message, watermark int64) []kafka.Message {
 			Topic: p.topic, Partition: part, Key: packKey, Value: val,
 			Headers: []kafka.Header{
 				{Key: hdrOrigin, Value: fmt.Appendf(nil, "%d/%d/%d", p.from, pk.lastOff, pk.lastIdx)},
-				{Key: hdrWatermark, Value: strconv.AppendInt(nil, watermark, 10)},
+				{Key: hdrWatermark, Value: strconv.AppendInt(nil, wm.start, 10)},
+				{Key: hdrEndWatermark, Value: strconv.AppendInt(nil, wm.end, 10)},
 			},
 		})
 		pk.count = 0
@@ -172,10 +189,10 @@ var errBadPack = errors.New("malformed pack of re-keyed records")
 // not carry offsets, packSeq for every record). The records' strings
 // alias data.
 func unpack(data []byte, packSeq int64, f func(c *schemas.CDR, seq int64)) error {
-	if len(data) < 2 || data[0] != 'P' || (data[1] != 1 && data[1] != packVersion) {
+	if len(data) < 2 || data[0] != 'P' || data[1] < 1 || data[1] > packVersion {
 		return errBadPack
 	}
-	withOffsets := data[1] == packVersion
+	withOffsets, withEnds := data[1] >= 2, data[1] >= 3
 	rest := data[2:]
 	n, k := binary.Uvarint(rest)
 	if k <= 0 {
@@ -211,6 +228,14 @@ func unpack(data []byte, packSeq int64, f func(c *schemas.CDR, seq int64)) error
 			return errBadPack
 		}
 		rest = rest[k:]
+		var end uint64
+		if withEnds {
+			end, k = binary.Uvarint(rest)
+			if k <= 0 || end > uint64(schemas.MaxCallMS)+1 {
+				return errBadPack
+			}
+			rest = rest[k:]
+		}
 		talk, k := binary.Uvarint(rest)
 		if k <= 0 || len(rest) < k+2 {
 			return errBadPack
@@ -224,6 +249,9 @@ func unpack(data []byte, packSeq int64, f func(c *schemas.CDR, seq int64)) error
 			return errBadPack
 		}
 		c = schemas.CDR{Caller: caller, StartMS: start, Disposition: disp}
+		if end > 0 {
+			c.EndMS = start + int64(end-1)
+		}
 		c.SetDuration(int32(talk))
 		sourceFields[idx].set(&c, id)
 		if withOffsets {
@@ -237,13 +265,17 @@ func unpack(data []byte, packSeq int64, f func(c *schemas.CDR, seq int64)) error
 	return nil
 }
 
+// marks are an input partition's watermarks (Unix ms): on start times
+// and on end times.
+type marks struct{ start, end int64 }
+
 // watermarkMessages tells every source partition an input partition's
-// watermark.
-func watermarkMessages(msgs []kafka.Message, topic string, partitions, from int, watermark int64, idle bool, now time.Time) []kafka.Message {
-	wm := strconv.AppendInt(nil, watermark, 10)
+// watermarks.
+func watermarkMessages(msgs []kafka.Message, topic string, partitions, from int, wm marks, idle bool, now time.Time) []kafka.Message {
+	start, end := strconv.AppendInt(nil, wm.start, 10), strconv.AppendInt(nil, wm.end, 10)
 	src := strconv.AppendInt(nil, int64(from), 10)
 	for p := range partitions {
-		h := []kafka.Header{{Key: hdrSource, Value: src}, {Key: hdrWatermark, Value: wm}}
+		h := []kafka.Header{{Key: hdrSource, Value: src}, {Key: hdrWatermark, Value: start}, {Key: hdrEndWatermark, Value: end}}
 		if idle {
 			h = append(h, kafka.Header{Key: hdrIdle, Value: []byte("1")})
 		}

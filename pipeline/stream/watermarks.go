@@ -3,17 +3,20 @@ package stream
 import (
 	"context"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
-// Watermarks. An input partition's engine releases records in start-time
-// order once its watermark passes them; the partition tells every source
-// partition its watermark (after the packs of the records it covers), and
-// a source engine advances to the least watermark of the input partitions
-// that are not idle, so the order in which input partitions' records
-// interleave never changes a source result. An input partition that has
-// received nothing for IdleRelease and is caught up releases everything it
-// holds and reports itself idle, so that it does not hold the source
-// engines back.
+// Watermarks. An input partition's engine releases records in end-time
+// order (start-time order with detect's StartOrder) once its watermark
+// passes them; the partition tells every source partition its
+// watermarks on start and on end times (after the packs of the records
+// they cover), and a source engine advances to the least watermark — on
+// its order key — of the input partitions that are not idle, so the
+// order in which input partitions' records interleave never changes a
+// source result. An input partition that has received nothing for
+// IdleRelease and is caught up releases everything it holds and reports
+// itself idle, so that it does not hold the source engines back.
 
 type upstreamMark struct {
 	wm   int64
@@ -56,6 +59,19 @@ func (u *upstream) at(src int, wm int64, idle bool) (least int64, ok bool) {
 	return least, true
 }
 
+// upstreamMarkOf reads the watermark a source engine advances to from an
+// input partition's message: the end watermark unless the engines run in
+// start order; from a sender that has no end watermark (an older
+// version), its start watermark, which is also an end watermark.
+func (w *worker) upstreamMarkOf(m *kafka.Message) (int64, bool) {
+	if !w.j.cfg.Detect.StartOrder {
+		if wm, ok := headerInt(m, hdrEndWatermark); ok {
+			return wm, true
+		}
+	}
+	return headerInt(m, hdrWatermark)
+}
+
 // upstreamAt advances the source engine with an input partition's report.
 func (w *worker) upstreamAt(src int, wm int64, idle bool) {
 	if least, ok := w.st.upstream.at(src, wm, idle); ok {
@@ -85,21 +101,24 @@ func (w *worker) idleCheck(ctx context.Context, now time.Time) {
 }
 
 // watermark is what this input partition tells the source partitions:
-// every record that started before it has been re-keyed, except late ones.
-func (w *worker) watermark() int64 {
-	wm := w.st.engine.Released()
+// every record that started (ended) before start (end) has been
+// re-keyed, except late ones.
+func (w *worker) watermark() marks {
+	e := w.st.engine
+	wm := marks{start: e.Released(), end: e.EndReleased()}
 	if w.st.idle {
-		wm = max(wm, w.st.engine.Latest()+1)
+		wm.start = max(wm.start, e.Latest()+1)
+		wm.end = max(wm.end, e.LatestEnd()+1)
 	}
 	return wm
 }
 
 // watermarkSender tells the source partitions when this input
-// partition's watermark or idleness changed, at most once a second, and
-// once at start so that source workers of a new generation learn it.
+// partition's watermarks or idleness changed, at most once a second, and
+// once at start so that source workers of a new generation learn them.
 type watermarkSender struct {
 	last time.Time
-	wm   int64
+	wm   marks
 	idle bool
 	sent bool
 }
@@ -114,6 +133,6 @@ func (s *watermarkSender) tick(w *worker, now time.Time) {
 	}
 	w.cur.msgs = w.packs.flush(w.cur.msgs, wm)
 	w.cur.msgs = watermarkMessages(w.cur.msgs, w.j.cfg.SourcesTopic, w.j.sourcesPartitions, w.st.partition, wm, w.st.idle, now)
-	w.m.watermark.Set(float64(wm) / 1000)
+	w.m.watermark.Set(float64(wm.end) / 1000)
 	s.last, s.wm, s.idle, s.sent = now, wm, w.st.idle, true
 }

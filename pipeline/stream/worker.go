@@ -274,13 +274,22 @@ func (w *worker) handleInput(m *kafka.Message, quiet bool) {
 		}
 		return
 	}
+	// A copy of a record taken within the dedup horizon is dropped here,
+	// before it is re-keyed: source engines never see it. A rebuild
+	// replays the same records through the engine, so it remembers the
+	// same fingerprints, quietly.
+	if !w.st.engine.ProcessTagged(c, m.Offset, &w.out) {
+		if !quiet {
+			w.m.duplicateCDR.Inc()
+		}
+		return
+	}
 	if !quiet {
 		w.m.processed.Inc()
 		if w.packs != nil {
 			w.packs.add(c, m.Offset)
 		}
 	}
-	w.st.engine.ProcessTagged(c, m.Offset, &w.out)
 }
 
 // decode parses and checks a record.
@@ -302,7 +311,7 @@ func (w *worker) handleSource(m *kafka.Message, quiet bool) {
 	switch {
 	case bytes.Equal(m.Key, watermarkKey):
 		src, ok1 := headerInt(m, hdrSource)
-		wm, ok2 := headerInt(m, hdrWatermark)
+		wm, ok2 := w.upstreamMarkOf(m)
 		if ok1 && ok2 {
 			w.upstreamAt(int(src), wm, string(header(m, hdrIdle)) == "1")
 		}
@@ -343,7 +352,7 @@ func (w *worker) handleSource(m *kafka.Message, quiet bool) {
 	if !quiet {
 		w.m.processed.Add(float64(n))
 	}
-	if wm, ok := headerInt(m, hdrWatermark); ok {
+	if wm, ok := w.upstreamMarkOf(m); ok {
 		w.upstreamAt(o.partition, wm, false)
 	}
 }
