@@ -25,6 +25,7 @@ type Metrics struct {
 	Keys          *prometheus.GaugeVec     // topic, partition, kind
 	DetailedKeys  *prometheus.GaugeVec     // topic, partition, kind
 	Late          *prometheus.CounterVec   // topic, partition
+	StateBytes    *prometheus.GaugeVec     // topic, partition
 }
 
 // NewMetrics registers the job's metrics with reg.
@@ -57,6 +58,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Keys (callers, sources) the engine keeps state for, by kind."}, []string{"topic", "partition", "kind"}),
 		DetailedKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_detector_detailed_keys",
 			Help: "Keys with detailed (per-window) state: the busy ones."}, []string{"topic", "partition", "kind"}),
+		StateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdrguard_detector_state_bytes",
+			Help: "The engine's estimate of the memory its state takes (per-key tables, busy keys' windows, held records, duplicate fingerprints)."},
+			[]string{"topic", "partition"}),
 		Late: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_late_records_total",
 			Help: "Records that started more than the lateness behind the watermark (counted, not held)."}, []string{"topic", "partition"}),
 		Fenced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdrguard_fenced_writes_total",
@@ -64,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Records, m.Alerts, m.Lag, m.Committed, m.Held, m.Watermark, m.CommitLatency,
-			m.WriteLatency, m.WriteRetries, m.Rebuilds, m.Fenced, m.Keys, m.DetailedKeys, m.Late)
+			m.WriteLatency, m.WriteRetries, m.Rebuilds, m.Fenced, m.Keys, m.DetailedKeys, m.Late, m.StateBytes)
 	}
 	return m
 }
@@ -142,6 +146,7 @@ func (m *Metrics) removePartition(topic string, p int) {
 	}
 	m.Fenced.DeleteLabelValues(topic, ps)
 	m.Late.DeleteLabelValues(topic, ps)
+	m.StateBytes.DeleteLabelValues(topic, ps)
 	m.Keys.DeletePartialMatch(prometheus.Labels{"topic": topic, "partition": ps})
 	m.DetailedKeys.DeletePartialMatch(prometheus.Labels{"topic": topic, "partition": ps})
 }
@@ -151,11 +156,13 @@ func (m *Metrics) removePartition(topic string, p int) {
 // lastLate what was published before).
 func (m *Metrics) engineState(topic string, p int, eng interface {
 	Keys(schemas.SubjectKind) (int, int)
+	StateBytes() int64
 }, kinds []schemas.SubjectKind, late, lastLate uint64) {
 	if m == nil {
 		return
 	}
 	ps := strconv.Itoa(p)
+	m.StateBytes.WithLabelValues(topic, ps).Set(float64(eng.StateBytes()))
 	for _, k := range kinds {
 		keys, detailed := eng.Keys(k)
 		m.Keys.WithLabelValues(topic, ps, k.String()).Set(float64(keys))

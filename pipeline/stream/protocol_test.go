@@ -782,6 +782,11 @@ func TestEngineStateMetrics(t *testing.T) {
 		t.Fatalf("metrics say %v keys (%v detailed), the engine %d (%d)", gauge(j.cfg.Metrics.Keys, "caller"),
 			gauge(j.cfg.Metrics.DetailedKeys, "caller"), keys, detailed)
 	}
+	var sb dto.Metric
+	_ = j.cfg.Metrics.StateBytes.WithLabelValues("cdrs", "0").Write(&sb)
+	if sb.GetGauge().GetValue() <= 0 || sb.GetGauge().GetValue() != float64(w.st.engine.StateBytes()) {
+		t.Fatalf("state bytes metric %v, engine %d", sb.GetGauge().GetValue(), w.st.engine.StateBytes())
+	}
 	j.cfg.Metrics.removePartition("cdrs", 0)
 	if n := testutil.CollectAndCount(j.cfg.Metrics.Keys); n != 0 {
 		t.Fatalf("%d key series left after the partition was revoked", n)
