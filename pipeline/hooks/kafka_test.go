@@ -132,7 +132,7 @@ func TestKafkaDelivery(t *testing.T) {
 	start := time.Now()
 	produceAlerts(t, kc, alerts, testAlert("k1", "+15550300001"))
 	count := func(path string) int { mu.Lock(); defer mu.Unlock(); return len(hits[path]) }
-	eventually(t, 20*time.Second, "up, flaky, bad and busy to be done", func() bool {
+	eventually(t, time.Minute, "up, flaky, bad and busy to be done", func() bool {
 		return count("/up") == 1 && count("/flaky") == 3 && count("/bad") == 1 && count("/busy") == 2
 	})
 	mu.Lock()
@@ -164,7 +164,7 @@ func TestKafkaDelivery(t *testing.T) {
 	}
 	// down is still failing: its request waits in the retry topic.
 	if count("/down") < 2 {
-		eventually(t, 10*time.Second, "down's retries", func() bool { return count("/down") >= 2 })
+		eventually(t, time.Minute, "down's retries", func() bool { return count("/down") >= 2 })
 	}
 	stop() // like a crash during retries: nothing is resolved at the stop
 	mu.Lock()
@@ -172,7 +172,7 @@ func TestKafkaDelivery(t *testing.T) {
 	mu.Unlock()
 	_, stop2 := kafkaRun(t, kc, alerts, group, cfg, rec)
 	defer stop2()
-	eventually(t, 20*time.Second, "down delivered after the restart", func() bool {
+	eventually(t, time.Minute, "down delivered after the restart", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		h := hits["/down"]
@@ -190,7 +190,7 @@ func TestKafkaDelivery(t *testing.T) {
 	if p := parked(); len(p) != 1 {
 		t.Errorf("parked %d after the restart, want bad's 1", len(p))
 	}
-	eventually(t, 10*time.Second, "the alert's offset committed", func() bool { return kafkatest.Committed(t, kc, group, alerts) == 1 })
+	eventually(t, time.Minute, "the alert's offset committed", func() bool { return kafkatest.Committed(t, kc, group, alerts) == 1 })
 }
 
 // TestKafkaThroughput measures deliveries per second to a local receiver
@@ -206,7 +206,10 @@ func kafkaThroughput(t *testing.T, budget *BudgetConfig) {
 	kc := kafkatest.Client(t)
 	alerts := kafkatest.Name(t, "alerts")
 	group := kafkatest.Name(t, "group") + "-hooks"
-	const n = 2000
+	n := 2000
+	if budget != nil {
+		n = 400 // budgeted requests pass one at a time through the runner
+	}
 	var mu sync.Mutex
 	var lat []time.Duration
 	var first, last time.Time
@@ -240,7 +243,7 @@ func kafkaThroughput(t *testing.T, budget *BudgetConfig) {
 	// batch is acknowledged (on the topic).
 	w := kc.NewWriter(nil)
 	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for i := 0; i < n; i += 100 {
 		var msgs []kafka.Message
@@ -261,7 +264,9 @@ func kafkaThroughput(t *testing.T, budget *BudgetConfig) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 40*time.Second, "every delivery", func() bool { mu.Lock(); defer mu.Unlock(); return len(lat) >= n })
+	// Only completion is asserted: the figures are logged, and a loaded
+	// machine may take long to deliver them all.
+	eventually(t, 3*time.Minute, "every delivery", func() bool { mu.Lock(); defer mu.Unlock(); return len(lat) >= n })
 
 	mu.Lock()
 	defer mu.Unlock()
