@@ -132,15 +132,19 @@ func TestRunGivesUpOnUnreachableBrokers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, "kafka:\n  brokers: [\"127.0.0.1:1\"]\n  connect_timeout: 2s\ndetect:\n  rules: "+rules+"\nmetrics:\n  listen: \"off\"\n")
-	start := time.Now()
-	code, _, stderr := cli(t, "run", "--config", cfg)
-	took := time.Since(start)
-	if code != 1 || !strings.Contains(stderr, "kafka.brokers 127.0.0.1:1 unreachable for 2s (kafka.connect_timeout)") {
-		t.Fatalf("exit %d after %v, stderr %q", code, took, stderr)
-	}
-	if took < 2*time.Second || took > 20*time.Second {
-		t.Errorf("gave up after %v, want about the 2s connect timeout", took)
+	t.Setenv("CDRGUARD_TEST_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	cfg := writeConfig(t, "kafka:\n  brokers: [\"127.0.0.1:1\"]\n  connect_timeout: 2s\ndetect:\n  rules: "+rules+
+		"\nclickhouse:\n  dsn: clickhouse://127.0.0.1:1/x\nhooks:\n  endpoints:\n    - name: sps\n      url: http://127.0.0.1:9/h\n      secret_env: CDRGUARD_TEST_SECRET\nmetrics:\n  listen: \"off\"\n")
+	for _, cmd := range []string{"run", "load", "hooks"} {
+		start := time.Now()
+		code, _, stderr := cli(t, cmd, "--config", cfg)
+		took := time.Since(start)
+		if code != 1 || !strings.Contains(stderr, "kafka.brokers 127.0.0.1:1 unreachable for 2s (kafka.connect_timeout)") {
+			t.Fatalf("%s: exit %d after %v, stderr %q", cmd, code, took, stderr)
+		}
+		if took < 2*time.Second || took > 20*time.Second {
+			t.Errorf("%s gave up after %v, want about the 2s connect timeout", cmd, took)
+		}
 	}
 }
 

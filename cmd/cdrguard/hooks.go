@@ -42,6 +42,10 @@ func openHooksEnv(ctx context.Context, cfg runConfig) (*hooksEnv, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := waitForBrokers(ctx, kc, cfg, zap.NewNop()); err != nil {
+		kc.Close()
+		return nil, err
+	}
 	l := hooks.NewKafkaLog(kc)
 	if cfg.Kafka.CreateTopics {
 		if err := l.EnsureTopics(ctx, hcfg, cfg.Kafka.ReplicationFactor); err != nil {

@@ -55,6 +55,9 @@ func runLoad(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer kc.Close()
+	if err := waitForBrokers(ctx, kc, cfg, log); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	probes := health.NewRegistry()
