@@ -195,6 +195,21 @@ func (d *detectConfig) derive() {
 	}
 }
 
+// resolveConfig is what the commands that read a run config do first:
+// the file over the defaults, the flags and environment over the file,
+// then every check, before anything connects.
+func resolveConfig(path string, o *overrides) (runConfig, error) {
+	cfg, err := loadRunConfig(path)
+	if err != nil {
+		return cfg, err
+	}
+	o.apply(&cfg)
+	if err := cfg.validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
 // validate checks the settings; messages name the field and the value.
 func (c *runConfig) validate() error {
 	if err := c.Kafka.Conn.Validate(); err != nil {

@@ -82,13 +82,9 @@ func runHooks(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadRunConfig(*configPath)
+	cfg, err := resolveConfig(*configPath, &o)
 	if err != nil {
 		return err
-	}
-	o.apply(&cfg)
-	if err := cfg.validate(); err != nil {
-		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	if cfg.Hooks == nil {
 		return fmt.Errorf("%w: the config has no hooks section", errUsage)

@@ -30,13 +30,9 @@ func runLoad(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadRunConfig(*configPath)
+	cfg, err := resolveConfig(*configPath, &o)
 	if err != nil {
 		return err
-	}
-	o.apply(&cfg)
-	if err := cfg.validate(); err != nil {
-		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	if cfg.ClickHouse.DSN == "" {
 		return errors.New("invalid configuration: clickhouse.dsn is empty: the loader has nowhere to write")

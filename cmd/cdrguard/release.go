@@ -45,13 +45,9 @@ func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case strings.TrimSpace(*by) == "":
 		return fmt.Errorf("%w: --by NAME is needed", errUsage)
 	}
-	cfg, err := loadRunConfig(*configPath)
+	cfg, err := resolveConfig(*configPath, &o)
 	if err != nil {
 		return err
-	}
-	o.apply(&cfg)
-	if err := cfg.validate(); err != nil {
-		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	if cfg.Hooks == nil {
 		return fmt.Errorf("%w: the config has no hooks section (hooks.endpoints)", errUsage)

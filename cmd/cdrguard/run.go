@@ -65,13 +65,9 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadRunConfig(*configPath)
+	cfg, err := resolveConfig(*configPath, &o)
 	if err != nil {
 		return err
-	}
-	o.apply(&cfg)
-	if err := cfg.validate(); err != nil {
-		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
