@@ -13,9 +13,10 @@
 #
 # Environment knobs (defaults in brackets):
 #   CDRGUARD_SCRATCH       scratch dir for data, logs, pid files, configs [/tmp/cdrguard-services]
-#   SERVICES               which services to act on ["kafka clickhouse chdb"]
+#   SERVICES               which services to act on ["kafka clickhouse chdb chromium"]
 #                          (chdb: no server, a venv with chdb-core, an in-process
-#                          modern ClickHouse the tests run modern DDL and queries on)
+#                          modern ClickHouse the tests run modern DDL and queries on;
+#                          chromium: Debian's browser for the console's browser test)
 #   CHDB_VERSION           chdb-core version from PyPI [26.9.0]
 #   KAFKA_VERSION          org.apache.kafka:kafka_2.13 version from Maven Central [4.1.1]
 #   KAFKA_HOST             listen address [127.0.0.1]
@@ -45,7 +46,7 @@ trap 'printf "[services] ERROR: command failed (exit %s) at line %s: %s\n" "$?" 
 # ----------------------------------------------------------------------------
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SCRATCH="${CDRGUARD_SCRATCH:-/tmp/cdrguard-services}"
-SERVICES="${SERVICES:-kafka clickhouse chdb}"
+SERVICES="${SERVICES:-kafka clickhouse chdb chromium}"
 READY_TIMEOUT="${READY_TIMEOUT:-180}"
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
@@ -781,6 +782,20 @@ chdb_up() {
   chdb_ok || die "chdb: chdb-core installed but 'import chdb' fails"
   log "chdb: ready after $(since "$t0")"
 }
+# chromium: Debian's headless browser for the console's browser test (no
+# server: installed once, started by the test through chromedp).
+CHROMIUM=/usr/bin/chromium
+chromium_up() {
+  if [[ -x $CHROMIUM ]]; then log "chromium: $("$CHROMIUM" --version 2>/dev/null | head -1) already installed"; return 0; fi
+  local t0; t0=$(now_ms)
+  apt_install chromium
+  [[ -x $CHROMIUM ]] || die "chromium: installed but $CHROMIUM is missing"
+  log "chromium: ready after $(since "$t0")"
+}
+chromium_status() {
+  if [[ -x $CHROMIUM ]]; then echo "chromium:   installed $CHROMIUM"; else echo "chromium:   not installed"; return 1; fi
+}
+
 chdb_status() {
   if chdb_ok; then echo "chdb:       installed chdb-core $CHDB_VERSION  $CHDB_VENV/bin/python"
   else echo "chdb:       not installed"; return 1; fi
@@ -792,13 +807,14 @@ chdb_status() {
 cmd_up() {
   local s
   for s in $SERVICES; do
-    case $s in kafka|clickhouse|chdb) ;; *) die "unknown service '$s' in SERVICES (known: kafka clickhouse chdb)";; esac
+    case $s in kafka|clickhouse|chdb|chromium) ;; *) die "unknown service '$s' in SERVICES (known: kafka clickhouse chdb chromium)";; esac
   done
   mkdir -p "$SCRATCH"
   # ClickHouse first: it is quick, and Kafka's readiness wait dominates.
   if wants clickhouse; then ch_up; fi
   if wants kafka; then kafka_up; fi
   if wants chdb; then chdb_up; fi
+  if wants chromium; then chromium_up; fi
 }
 
 cmd_down() {
@@ -821,6 +837,7 @@ cmd_status() {
   if wants kafka; then kafka_status || rc=1; fi
   if wants clickhouse; then ch_status || rc=1; fi
   if wants chdb; then chdb_status || rc=1; fi
+  if wants chromium; then chromium_status || rc=1; fi
   echo "scratch:    $SCRATCH"
   return $rc
 }
