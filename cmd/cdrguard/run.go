@@ -172,5 +172,5 @@ func newLogger(c logConfig, w io.Writer) (*zap.Logger, error) {
 	if c.Format == "console" {
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
 }
